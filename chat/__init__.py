@@ -1,0 +1,1 @@
+"""Conversations between visitors and the assistant: storage, streaming replies, WebSocket."""

@@ -1,0 +1,62 @@
+"""Admin for reviewing conversations with their messages."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from chat.models import Conversation, Feedback, Message, Visitor
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    fk_name = "conversation"
+    fields = ("id", "role", "status", "text", "completion_tokens", "ttft_ms", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("id",)
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = ("id", "visitor", "language", "status", "message_count", "created_at", "updated_at")
+    list_filter = ("language", "status", "created_at")
+    search_fields = ("id", "visitor__uuid", "visitor__external_id", "messages__text")
+    readonly_fields = ("id", "visitor", "opening_client_id", "created_at", "updated_at")
+    inlines = [MessageInline]
+    date_hierarchy = "created_at"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
+        return super().get_queryset(request).annotate(message_total=Count("messages"))
+
+    @admin.display(description=_("messages"), ordering="message_total")
+    def message_count(self, obj: Conversation) -> int:
+        return int(getattr(obj, "message_total", 0))
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ("id", "conversation", "role", "status", "completion_tokens", "ttft_ms", "created_at")
+    list_filter = ("role", "status", "conversation__language")
+    search_fields = ("text", "client_id")
+    raw_id_fields = ("conversation", "reply_to")
+    readonly_fields = ("created_at", "updated_at", "heartbeat_at")
+
+
+@admin.register(Visitor)
+class VisitorAdmin(admin.ModelAdmin):
+    list_display = ("uuid", "external_id", "created_at", "last_seen_at")
+    search_fields = ("uuid", "external_id")
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(admin.ModelAdmin):
+    list_display = ("message", "rating", "comment", "created_at")
+    list_filter = ("rating",)
+    raw_id_fields = ("message",)

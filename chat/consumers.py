@@ -1,0 +1,265 @@
+"""The chat WebSocket: parses each frame, calls one service, and relays the group's events."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.utils import translation
+
+from chat import errors, selectors, services
+from chat.language import language_negotiate
+from chat.live import get_live_text
+from chat.models import Conversation, Message, Visitor
+from chat.replies import conversation_broadcast, get_runner, group_name
+from chat.schemas import Cancel, Hello, Ping, SendFeedback, SendMessage, frame_parse
+
+logger = logging.getLogger(__name__)
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    visitor: Visitor | None
+    conversation: Conversation | None
+
+    async def connect(self) -> None:
+        self.visitor = None
+        self.conversation = None
+        self.group: str | None = None
+        headers = dict(self.scope.get("headers", []))
+        self.accept_language = headers.get(b"accept-language", b"").decode("latin-1")
+        self.language = language_negotiate(accept_language=self.accept_language)
+        # What this socket has sent of each message: relayed deltas are trimmed to it, so the
+        # visitor gets no text twice and none missing, whatever process generates the reply.
+        self.sent_len: dict[int, int] = {}
+        self.finished: set[int] = set()
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    # --- client frames ----------------------------------------------------------------------
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        ref: str | None = None
+        try:
+            if text_data is None:
+                raise errors.InvalidFrame()
+            frame = frame_parse(text_data, max_bytes=settings.CHAT_MAX_FRAME_BYTES)
+            if isinstance(frame, SendMessage):
+                ref = frame.client_id
+                await self.on_message(frame)
+            elif isinstance(frame, Hello):
+                await self.on_hello(frame)
+            elif isinstance(frame, Cancel):
+                await self.on_cancel(frame)
+            elif isinstance(frame, SendFeedback):
+                await self.on_feedback(frame)
+            elif isinstance(frame, Ping):
+                await self.send_frame({"type": "pong"})
+        except errors.ChatError as exc:
+            await self.send_error(exc, client_id=ref)
+        except Exception:
+            logger.exception("chat frame failed")
+            await self.send_error(errors.ChatError(), client_id=ref)
+
+    async def on_hello(self, frame: Hello) -> None:
+        visitor = await database_sync_to_async(services.visitor_from_token)(token=frame.token)
+        self.visitor = visitor
+        self.language = language_negotiate(
+            requested=frame.locale, accept_language=self.accept_language
+        )
+        conversation = None
+        messages: list[dict[str, Any]] = []
+        if frame.conversation_id:
+            conversation = await database_sync_to_async(selectors.conversation_for_visitor)(
+                visitor=visitor, conversation_id=frame.conversation_id
+            )
+            if not frame.locale:
+                self.language = conversation.language
+            await self.join(conversation)
+            await database_sync_to_async(services.conversation_recover)(conversation=conversation)
+            stored = await database_sync_to_async(selectors.messages_since)(
+                conversation=conversation, last_seen_id=frame.last_seen_id
+            )
+            messages = [await self.snapshot(message) for message in stored]
+        elif self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            self.group = None
+        self.conversation = conversation
+        token = services.visitor_token(visitor=visitor)
+        await self.send_frame(
+            {
+                "type": "welcome",
+                "conversation_id": str(conversation.pk) if conversation else None,
+                "token": token,
+                "language": self.language,
+                "messages": messages,
+                "limits": {
+                    "max_message_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+                    "max_frame_bytes": settings.CHAT_MAX_FRAME_BYTES,
+                },
+            }
+        )
+        if conversation is not None:
+            get_runner().kick(conversation.pk)
+
+    async def on_message(self, frame: SendMessage) -> None:
+        if self.visitor is None:
+            raise errors.HelloRequired()
+        result = await database_sync_to_async(services.message_send)(
+            visitor=self.visitor,
+            conversation=self.conversation,
+            language=self.language,
+            client_id=frame.client_id,
+            text=frame.text,
+        )
+        if self.conversation is None or self.conversation.pk != result.conversation.pk:
+            self.conversation = result.conversation
+            await self.join(result.conversation)
+        self.sent_len.setdefault(result.message.pk, len(result.message.text))
+        self.finished.add(result.message.pk)
+        if result.reply is not None:
+            self.sent_len.setdefault(result.reply.pk, 0)
+        await self.send_frame(
+            {
+                "type": "ack",
+                "client_id": frame.client_id,
+                "message_id": result.message.pk,
+                "reply_id": result.reply.pk if result.reply else None,
+                "conversation_id": str(result.conversation.pk),
+                "duplicate": not result.created,
+            }
+        )
+        if result.created:
+            replies = [result.reply] if result.reply else []
+            await conversation_broadcast(
+                conversation_id=result.conversation.pk, messages=[result.message, *replies]
+            )
+        get_runner().kick(result.conversation.pk)
+
+    async def on_cancel(self, frame: Cancel) -> None:
+        if self.visitor is None:
+            raise errors.HelloRequired()
+        if self.conversation is None:
+            return
+        result = await database_sync_to_async(services.reply_cancel)(
+            conversation=self.conversation, message_id=frame.message_id
+        )
+        get_runner().cancel(result.stopping)
+        for reply_id in result.cancelled:
+            await self.channel_layer.group_send(
+                self.group or "",
+                {"type": "chat.done", "message_id": reply_id, "status": "cancelled", "length": 0,
+                 "error_code": "", "usage": {}, "timings": {}},
+            )
+
+    async def on_feedback(self, frame: SendFeedback) -> None:
+        if self.visitor is None:
+            raise errors.HelloRequired()
+        if self.conversation is None:
+            raise errors.MessageNotFound()
+        await database_sync_to_async(services.feedback_save)(
+            conversation=self.conversation,
+            message_id=frame.message_id,
+            rating=frame.rating,
+            comment=frame.comment,
+        )
+        await self.send_frame({"type": "feedback_saved", "message_id": frame.message_id})
+
+    # --- group events -----------------------------------------------------------------------
+    async def chat_message(self, event: dict[str, Any]) -> None:
+        message = event["message"]
+        if message["id"] in self.sent_len:
+            return
+        self.sent_len[message["id"]] = len(message["text"])
+        if message["role"] == Message.Role.USER:
+            self.finished.add(message["id"])
+        await self.send_frame({"type": "message", "message": message})
+
+    async def chat_delta(self, event: dict[str, Any]) -> None:
+        message_id: int = event["message_id"]
+        if message_id in self.finished:
+            return
+        offset: int = event["offset"]
+        text: str = event["text"]
+        have = self.sent_len.get(message_id, 0)
+        if offset + len(text) <= have:
+            return
+        if offset > have:  # a delta we never got (channel full): fill the gap from the live text
+            full = await get_live_text().get(message_id)
+            if full is None or len(full) < offset:
+                stored = await database_sync_to_async(selectors.message_text)(message_id=message_id)
+                full = stored[0] if stored else ""
+            if len(full) >= offset:
+                text, offset = full[have:offset] + text, have
+            else:
+                logger.warning("cannot fill gap in reply %s at %s", message_id, have)
+        else:
+            text, offset = text[have - offset :], have
+        await self.send_frame(
+            {"type": "delta", "message_id": message_id, "offset": offset, "text": text}
+        )
+        self.sent_len[message_id] = offset + len(text)
+
+    async def chat_done(self, event: dict[str, Any]) -> None:
+        message_id: int = event["message_id"]
+        if message_id in self.finished:
+            return
+        have = self.sent_len.get(message_id, 0)
+        if have < event["length"]:
+            stored = await database_sync_to_async(selectors.message_text)(message_id=message_id)
+            if stored and len(stored[0]) > have:
+                await self.send_frame(
+                    {"type": "delta", "message_id": message_id, "offset": have,
+                     "text": stored[0][have:]}
+                )
+                self.sent_len[message_id] = len(stored[0])
+        self.finished.add(message_id)
+        await self.send_frame(
+            {
+                "type": "done",
+                "message_id": message_id,
+                "status": event["status"],
+                "usage": event["usage"],
+                "timings": event["timings"],
+            }
+        )
+        if event["status"] == Message.Status.FAILED:
+            await self.send_error(errors.ReplyFailed(), message_id=message_id)
+
+    # --- helpers ----------------------------------------------------------------------------
+    async def join(self, conversation: Conversation) -> None:
+        name = group_name(conversation.pk)
+        if self.group == name:
+            return
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self.channel_layer.group_add(name, self.channel_name)
+        self.group = name
+
+    async def snapshot(self, message: Message) -> dict[str, Any]:
+        """A stored message for the welcome frame; a streaming reply with its live text."""
+        payload = selectors.message_payload(message)
+        if message.status == Message.Status.STREAMING:
+            live = await get_live_text().get(message.pk)
+            if live is not None and len(live) > len(payload["text"]):
+                payload["text"] = live
+        else:
+            if message.status != Message.Status.PENDING:
+                self.finished.add(message.pk)
+        self.sent_len[message.pk] = len(payload["text"])
+        return payload
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(frame, ensure_ascii=False))
+
+    async def send_error(self, error: errors.ChatError, **extra: Any) -> None:
+        with translation.override(self.language):
+            message = error.render()
+        frame = {"type": "error", "code": error.code, "message": message}
+        frame.update({key: value for key, value in extra.items() if value is not None})
+        await self.send_frame(frame)

@@ -1,0 +1,87 @@
+"""Known chat errors: a stable code for programs and a translatable message for people."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+
+class ChatError(Exception):
+    code = "internal_error"
+    message: str | Promise = _("Something went wrong. Please try again.")
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(self.code)
+        self.params = params
+
+    def render(self) -> str:
+        """The message in the active language (call inside translation.override)."""
+        text = str(self.message)
+        return text % self.params if self.params else text
+
+
+class InvalidJSON(ChatError):
+    code = "invalid_json"
+    message = _("This message could not be read. Please try again.")
+
+
+class FrameTooLarge(ChatError):
+    code = "frame_too_large"
+    message = _("This message is too large to send.")
+
+
+class InvalidFrame(ChatError):
+    code = "invalid_frame"
+    message = _("This request was not understood.")
+
+
+class UnknownFrameType(ChatError):
+    code = "unknown_type"
+    message = _("This kind of request is not supported.")
+
+
+class HelloRequired(ChatError):
+    code = "hello_required"
+    message = _("Please reconnect to continue the conversation.")
+
+
+class InvalidToken(ChatError):
+    code = "invalid_token"
+    message = _("Your session has expired. Please start a new conversation.")
+
+
+class ConversationNotFound(ChatError):
+    code = "conversation_not_found"
+    message = _("This conversation could not be found. Please start a new one.")
+
+
+class MessageEmpty(ChatError):
+    code = "message_empty"
+    message = _("Please type a message before sending.")
+
+
+class MessageTooLong(ChatError):
+    code = "message_too_long"
+    message = _("Your message is too long: at most %(limit)d characters are allowed.")
+
+
+class InvalidText(ChatError):
+    code = "invalid_text"
+    message = _("Your message contains characters that cannot be used.")
+
+
+class RateLimited(ChatError):
+    code = "rate_limited"
+    message = _("You are sending messages too quickly. Please wait a moment and try again.")
+
+
+class MessageNotFound(ChatError):
+    code = "message_not_found"
+    message = _("That message could not be found.")
+
+
+class ReplyFailed(ChatError):
+    code = "reply_failed"
+    message = _("Sorry, the assistant could not answer just now. Please try again.")

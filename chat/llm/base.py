@@ -1,0 +1,82 @@
+"""The one interface every inference backend implements: an async stream of text deltas."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class ChatTurn:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 0.3
+    top_p: float = 0.9
+    max_tokens: int = 512
+    stop: tuple[str, ...] = ()
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    messages: Sequence[ChatTurn]
+    sampling: Sampling = field(default_factory=Sampling)
+    # Stable per conversation: lets a backend keep a conversation on one replica (KV cache).
+    affinity_key: str = ""
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of the stream: text, or (last) the usage and the backend's own timings."""
+
+    text: str = ""
+    usage: Usage | None = None
+    backend_ttft_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    name: str
+    ok: bool
+    detail: str = ""
+    latency_ms: float | None = None
+
+
+class LLMError(Exception):
+    """A backend failed; code is stable and safe to show to operators."""
+
+    code = "llm_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code:
+            self.code = code
+
+
+class LLMBackend(ABC):
+    """Stream a reply for a chat; raise LLMError on failure. Cancellation closes the stream."""
+
+    @abstractmethod
+    def stream(self, request: CompletionRequest) -> AsyncIterator[Chunk]:
+        """Yield text chunks as they are produced, then one chunk carrying usage."""
+
+    @abstractmethod
+    async def check(self) -> list[BackendStatus]:
+        """Report each endpoint's state for /readyz and `manage.py llm_check`."""

@@ -1,0 +1,136 @@
+"""Visitors, their conversations with the assistant, the messages and feedback on replies."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+
+class Visitor(models.Model):
+    """An anonymous person in the widget; identified by a signed token kept in the browser."""
+
+    uuid = models.UUIDField(_("anonymous id"), default=uuid.uuid4, unique=True, editable=False)
+    external_id = models.CharField(_("external id"), max_length=255, blank=True, db_index=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    last_seen_at = models.DateTimeField(_("last seen"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("visitor")
+        verbose_name_plural = _("visitors")
+
+    def __str__(self) -> str:
+        return self.external_id or str(self.uuid)
+
+
+class Conversation(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        CLOSED = "closed", _("Closed")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    visitor = models.ForeignKey(
+        Visitor, on_delete=models.CASCADE, related_name="conversations", verbose_name=_("visitor")
+    )
+    language = models.CharField(_("language"), max_length=16, db_index=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.OPEN, db_index=True
+    )
+    # The client id of the message that opened it: a retried first message finds this conversation.
+    opening_client_id = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("conversation")
+        verbose_name_plural = _("conversations")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["visitor", "opening_client_id"], name="conversation_unique_opening"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.language})"
+
+    @property
+    def group_name(self) -> str:
+        return f"conversation_{self.id.hex}"
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        USER = "user", _("Visitor")
+        ASSISTANT = "assistant", _("Assistant")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        STREAMING = "streaming", _("Streaming")
+        COMPLETE = "complete", _("Complete")
+        INTERRUPTED = "interrupted", _("Interrupted")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages", verbose_name=_("conversation")
+    )
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices)
+    text = models.TextField(_("text"), blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices, db_index=True)
+    client_id = models.CharField(_("client message id"), max_length=64, null=True, blank=True)
+    reply_to = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="replies",
+        verbose_name=_("reply to"),
+    )
+    prompt_tokens = models.PositiveIntegerField(_("prompt tokens"), null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(_("completion tokens"), null=True, blank=True)
+    cached_prompt_tokens = models.PositiveIntegerField(_("cached prompt tokens"), null=True, blank=True)
+    ttft_ms = models.FloatField(_("time to first token (ms)"), null=True, blank=True)
+    duration_ms = models.FloatField(_("duration (ms)"), null=True, blank=True)
+    backend = models.CharField(_("backend"), max_length=200, blank=True)
+    error_code = models.CharField(_("error code"), max_length=64, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    # Refreshed while a reply streams; a streaming reply with an old heartbeat lost its process.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "client_id"],
+                condition=Q(client_id__isnull=False),
+                name="message_unique_client_id",
+            )
+        ]
+        indexes = [models.Index(fields=["conversation", "status"], name="message_conv_status")]
+
+    def __str__(self) -> str:
+        return f"{self.role} #{self.pk}"
+
+
+class Feedback(models.Model):
+    class Rating(models.TextChoices):
+        UP = "up", _("Helpful")
+        DOWN = "down", _("Not helpful")
+
+    message = models.OneToOneField(
+        Message, on_delete=models.CASCADE, related_name="feedback", verbose_name=_("message")
+    )
+    rating = models.CharField(_("rating"), max_length=8, choices=Rating.choices)
+    comment = models.TextField(_("comment"), blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("feedback")
+        verbose_name_plural = _("feedback")
+
+    def __str__(self) -> str:
+        return f"{self.rating} on #{self.message_id}"

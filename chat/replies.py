@@ -1,0 +1,249 @@
+"""Reply generation: a task owned by the server process (not by any socket) streams each reply.
+
+It claims the conversation's pending reply, builds the prompt from the stored conversation,
+streams from the LLM backend, and broadcasts coalesced deltas to the group
+`conversation_<id>`, so any socket joined there (on any process, over the Redis channel
+layer) receives them. Partial text is checkpointed while it streams; a heartbeat tells other
+processes that the reply is alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+import weakref
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from chat import selectors, services
+from chat.live import get_live_text
+from chat.llm import get_backend
+from chat.llm.base import Chunk, CompletionRequest, LLMError, Usage
+from chat.models import Conversation, Message
+from chat.prompts import prompt_build
+
+logger = logging.getLogger(__name__)
+
+_END = object()
+_CANCEL = object()
+
+
+def group_name(conversation_id: uuid.UUID) -> str:
+    return f"conversation_{conversation_id.hex}"
+
+
+async def conversation_broadcast(*, conversation_id: uuid.UUID, messages: list[Message]) -> None:
+    """Tell every socket of a conversation about newly stored messages (other tabs)."""
+    layer = get_channel_layer()
+    assert layer is not None
+    for message in messages:
+        await layer.group_send(
+            group_name(conversation_id),
+            {"type": "chat.message", "message": selectors.message_payload(message)},
+        )
+
+
+def _prompt_for(reply: Message) -> CompletionRequest:
+    conversation = Conversation.objects.get(pk=reply.conversation_id)
+    history = selectors.prompt_history(reply=reply)
+    messages = prompt_build(language=conversation.language, history=history)
+    return CompletionRequest(messages=messages, affinity_key=str(conversation.pk))
+
+
+class ReplyRunner:
+    """Per event loop: one generation task per conversation, replies taken in order."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._again: set[uuid.UUID] = set()
+        self._queues: dict[int, asyncio.Queue[Any]] = {}
+
+    def kick(self, conversation_id: uuid.UUID) -> None:
+        """Make sure this process generates the conversation's pending replies."""
+        task = self._tasks.get(conversation_id)
+        if task is not None and not task.done():
+            self._again.add(conversation_id)
+            return
+        self._tasks[conversation_id] = asyncio.create_task(
+            self._run(conversation_id), name=f"reply:{conversation_id}"
+        )
+
+    def cancel(self, reply_ids: list[int]) -> None:
+        """Stop replies streaming in this process now (others see the flag at a checkpoint)."""
+        for reply_id in reply_ids:
+            queue = self._queues.get(reply_id)
+            if queue is not None:
+                queue.put_nowait(_CANCEL)
+
+    def active(self) -> int:
+        return sum(1 for task in self._tasks.values() if not task.done())
+
+    async def _run(self, conversation_id: uuid.UUID) -> None:
+        try:
+            while True:
+                self._again.discard(conversation_id)
+                while True:
+                    reply = await database_sync_to_async(services.reply_claim)(
+                        conversation_id=conversation_id
+                    )
+                    if reply is None:
+                        break
+                    await self._generate(reply)
+                if conversation_id not in self._again:
+                    break
+        except Exception:
+            logger.exception("reply generation for conversation %s failed", conversation_id)
+        finally:
+            if self._tasks.get(conversation_id) is asyncio.current_task():
+                del self._tasks[conversation_id]
+
+    async def _generate(self, reply: Message) -> None:
+        layer = get_channel_layer()
+        assert layer is not None
+        live = get_live_text()
+        group = group_name(reply.conversation_id)
+        backend = get_backend()
+        coalesce = settings.CHAT_COALESCE_MS / 1000
+        checkpoint_every = settings.CHAT_CHECKPOINT_MS / 1000
+
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._queues[reply.pk] = queue
+        started = time.monotonic()
+        text = ""
+        pending = ""
+        last_flush = float("-inf")
+        next_checkpoint = started + checkpoint_every
+        ttft_ms: float | None = None
+        backend_ttft_ms: float | None = None
+        usage: Usage | None = None
+        status = Message.Status.COMPLETE
+        error_code = ""
+
+        async def pump(request: CompletionRequest) -> None:
+            try:
+                async for chunk in backend.stream(request):
+                    await queue.put(chunk)
+                await queue.put(_END)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # handed to the generator loop, which records it
+                await queue.put(exc)
+
+        async def flush() -> None:
+            nonlocal text, pending, last_flush
+            offset = len(text)
+            text += pending
+            await live.append(reply.pk, pending)
+            await layer.group_send(
+                group,
+                {"type": "chat.delta", "message_id": reply.pk, "offset": offset, "text": pending},
+            )
+            pending = ""
+            last_flush = time.monotonic()
+
+        pump_task: asyncio.Task[None] | None = None
+        try:
+            request = await database_sync_to_async(_prompt_for)(reply)
+            pump_task = asyncio.create_task(pump(request))
+            while True:
+                now = time.monotonic()
+                wait = next_checkpoint - now
+                if pending:
+                    wait = min(wait, last_flush + coalesce - now)
+                try:
+                    item = await asyncio.wait_for(queue.get(), timeout=max(0.0, wait))
+                except TimeoutError:
+                    item = None
+                if item is _END:
+                    break
+                if item is _CANCEL:
+                    status = Message.Status.CANCELLED
+                    break
+                if isinstance(item, BaseException):
+                    status = Message.Status.FAILED
+                    error_code = item.code if isinstance(item, LLMError) else "llm_error"
+                    logger.warning("reply %s failed: %s: %s", reply.pk, error_code, item)
+                    break
+                if isinstance(item, Chunk):
+                    if item.text:
+                        if ttft_ms is None:
+                            ttft_ms = (time.monotonic() - started) * 1000
+                        pending += item.text
+                    if item.usage is not None:
+                        usage = item.usage
+                        backend_ttft_ms = item.backend_ttft_ms
+                now = time.monotonic()
+                if pending and now - last_flush >= coalesce:
+                    await flush()
+                if now >= next_checkpoint:
+                    next_checkpoint = now + checkpoint_every
+                    if await database_sync_to_async(services.reply_checkpoint)(
+                        reply_id=reply.pk, text=text
+                    ):
+                        status = Message.Status.CANCELLED
+                        break
+            if pending:
+                await flush()
+        finally:
+            if pump_task is not None:
+                pump_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pump_task
+            self._queues.pop(reply.pk, None)
+
+        duration_ms = (time.monotonic() - started) * 1000
+        final = await database_sync_to_async(services.reply_finish)(
+            reply_id=reply.pk,
+            text=text,
+            status=status,
+            usage=usage,
+            ttft_ms=ttft_ms,
+            duration_ms=duration_ms,
+            backend=settings.LLM_BACKEND,
+            error_code=error_code,
+        )
+        await layer.group_send(
+            group,
+            {
+                "type": "chat.done",
+                "message_id": final.pk,
+                "status": final.status,
+                "length": len(final.text),
+                "error_code": error_code,
+                "usage": {
+                    "prompt_tokens": final.prompt_tokens or 0,
+                    "completion_tokens": final.completion_tokens or 0,
+                    "cached_prompt_tokens": final.cached_prompt_tokens,
+                },
+                "timings": {
+                    "ttft_ms": _round(ttft_ms),
+                    "backend_ttft_ms": _round(backend_ttft_ms),
+                    "duration_ms": _round(duration_ms),
+                },
+            },
+        )
+        await live.clear(reply.pk)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+_runners: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ReplyRunner] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def get_runner() -> ReplyRunner:
+    """The runner of the running event loop (one per server process)."""
+    loop = asyncio.get_running_loop()
+    runner = _runners.get(loop)
+    if runner is None:
+        runner = _runners[loop] = ReplyRunner()
+    return runner

@@ -1,0 +1,69 @@
+"""The client frames of the WebSocket protocol (docs/protocol.md), parsed and validated."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from chat import errors
+
+ClientId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class _Frame(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Hello(_Frame):
+    type: Literal["hello"]
+    token: Annotated[str, Field(max_length=512)] | None = None
+    locale: Annotated[str, Field(max_length=35)] | None = None
+    conversation_id: Annotated[str, Field(max_length=64)] | None = None
+    last_seen_id: Annotated[int, Field(ge=0)] | None = None
+
+
+class SendMessage(_Frame):
+    type: Literal["message"]
+    client_id: ClientId
+    text: str  # length and code points are checked by the service, with their own error codes
+
+
+class Cancel(_Frame):
+    type: Literal["cancel"]
+    message_id: Annotated[int, Field(ge=1)] | None = None
+
+
+class SendFeedback(_Frame):
+    type: Literal["feedback"]
+    message_id: Annotated[int, Field(ge=1)]
+    rating: Literal["up", "down"]
+    comment: Annotated[str, Field(max_length=2000)] = ""
+
+
+class Ping(_Frame):
+    type: Literal["ping"]
+
+
+ClientFrame = Annotated[Hello | SendMessage | Cancel | SendFeedback | Ping, Field(discriminator="type")]
+_adapter: TypeAdapter[Hello | SendMessage | Cancel | SendFeedback | Ping] = TypeAdapter(ClientFrame)
+FRAME_TYPES = frozenset({"hello", "message", "cancel", "feedback", "ping"})
+
+
+def frame_parse(raw: str, *, max_bytes: int) -> Hello | SendMessage | Cancel | SendFeedback | Ping:
+    """Parse one text frame; raise a ChatError with a stable code when it is not acceptable."""
+    if len(raw) > max_bytes or len(raw.encode("utf-8", "surrogatepass")) > max_bytes:
+        raise errors.FrameTooLarge()
+    try:
+        data: Any = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise errors.InvalidJSON() from exc
+    if not isinstance(data, dict):
+        raise errors.InvalidFrame()
+    if data.get("type") not in FRAME_TYPES:
+        raise errors.UnknownFrameType()
+    try:
+        return _adapter.validate_python(data)
+    except ValidationError as exc:
+        raise errors.InvalidFrame() from exc

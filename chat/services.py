@@ -1,0 +1,299 @@
+"""Writes for the chat: visitors, conversations, messages, reply life-cycle and feedback."""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core import signing
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from chat import errors
+from chat.llm.base import Usage
+from chat.models import Conversation, Feedback, Message, Visitor
+
+_TOKEN_SALT = "autoglm.visitor"
+_ACTIVE = (Message.Status.PENDING, Message.Status.STREAMING)
+
+
+# --- Visitors -------------------------------------------------------------------------------
+def visitor_token(*, visitor: Visitor) -> str:
+    return signing.dumps(str(visitor.uuid), salt=_TOKEN_SALT, compress=False)
+
+
+def visitor_from_token(*, token: str | None) -> Visitor:
+    """The visitor a token names, or a new visitor when there is no token. Bad token: error."""
+    if not token:
+        return Visitor.objects.create()
+    try:
+        visitor_uuid = uuid.UUID(signing.loads(token, salt=_TOKEN_SALT))
+    except (signing.BadSignature, ValueError, TypeError) as exc:
+        raise errors.InvalidToken() from exc
+    visitor, _created = Visitor.objects.get_or_create(uuid=visitor_uuid)
+    return visitor
+
+
+# --- Text validation ------------------------------------------------------------------------
+def _code_point_allowed(char: str) -> bool:
+    point = ord(char)
+    if char in "\n\t":
+        return True
+    if 0xD800 <= point <= 0xDFFF:  # lone surrogates (JSON "\ud800")
+        return False
+    if 0xFDD0 <= point <= 0xFDEF or (point & 0xFFFE) == 0xFFFE:  # noncharacters
+        return False
+    category = unicodedata.category(char)
+    return category not in {"Cc", "Cs", "Co", "Cn"}
+
+
+def message_text_clean(*, text: str) -> str:
+    """The text as stored: line endings normalised, ends trimmed; invalid text raises."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if not text:
+        raise errors.MessageEmpty()
+    limit = settings.CHAT_MAX_MESSAGE_CHARS
+    if len(text) > limit:
+        raise errors.MessageTooLong(limit=limit)
+    if not all(_code_point_allowed(char) for char in text):
+        raise errors.InvalidText()
+    return text
+
+
+# --- Sending --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SendResult:
+    conversation: Conversation
+    message: Message
+    reply: Message | None
+    created: bool
+
+
+def _rate_limit_hit(*, visitor: Visitor) -> None:
+    window = settings.CHAT_RATE_LIMIT_WINDOW_SECONDS
+    bucket = int(timezone.now().timestamp() // window)
+    key = f"chat:rate:{visitor.pk}:{bucket}"
+    cache.add(key, 0, timeout=window + 5)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=window + 5)
+        count = 1
+    if count > settings.CHAT_RATE_LIMIT_MESSAGES:
+        raise errors.RateLimited()
+
+
+def message_send(
+    *,
+    visitor: Visitor,
+    conversation: Conversation | None,
+    language: str,
+    client_id: str,
+    text: str,
+) -> SendResult:
+    """Store a visitor's message and the pending reply to it, in one transaction.
+
+    Idempotent on client_id: a retry returns the stored message and stores nothing.
+    Without a conversation, the first message opens one (a retry finds the same one).
+    """
+    clean = message_text_clean(text=text)
+    try:
+        with transaction.atomic():
+            if conversation is None:
+                conversation, _created = Conversation.objects.get_or_create(
+                    visitor=visitor, opening_client_id=client_id, defaults={"language": language}
+                )
+            existing = _message_by_client_id(conversation=conversation, client_id=client_id)
+            if existing is not None:
+                return existing
+            _rate_limit_hit(visitor=visitor)
+            message = Message.objects.create(
+                conversation=conversation,
+                role=Message.Role.USER,
+                text=clean,
+                status=Message.Status.COMPLETE,
+                client_id=client_id,
+            )
+            reply = Message.objects.create(
+                conversation=conversation,
+                role=Message.Role.ASSISTANT,
+                status=Message.Status.PENDING,
+                reply_to=message,
+                heartbeat_at=timezone.now(),
+            )
+            Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+    except IntegrityError:
+        # The same client_id (or opening message) raced in from another socket: that one won.
+        if conversation is None:
+            conversation = Conversation.objects.get(visitor=visitor, opening_client_id=client_id)
+        existing = _message_by_client_id(conversation=conversation, client_id=client_id)
+        if existing is None:
+            raise
+        return existing
+    return SendResult(conversation=conversation, message=message, reply=reply, created=True)
+
+
+def _message_by_client_id(*, conversation: Conversation, client_id: str) -> SendResult | None:
+    message = Message.objects.filter(conversation=conversation, client_id=client_id).first()
+    if message is None:
+        return None
+    reply = message.replies.order_by("-id").first()
+    return SendResult(conversation=conversation, message=message, reply=reply, created=False)
+
+
+# --- Reply life-cycle -----------------------------------------------------------------------
+def _lease_cutoff() -> timezone.datetime:
+    return timezone.now() - timedelta(seconds=settings.CHAT_REPLY_LEASE_SECONDS)
+
+
+def reply_claim(*, conversation_id: uuid.UUID) -> Message | None:
+    """Take the oldest pending reply of a conversation for generation in this process.
+
+    None when nothing is pending, or another process is streaming a reply there right now.
+    """
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
+        if conversation is None:
+            return None
+        busy = conversation.messages.filter(
+            status=Message.Status.STREAMING, heartbeat_at__gte=_lease_cutoff()
+        ).exists()
+        if busy:
+            return None
+        now = timezone.now()
+        conversation.messages.filter(
+            status=Message.Status.PENDING, cancel_requested=True
+        ).update(status=Message.Status.CANCELLED, updated_at=now)
+        reply = (
+            conversation.messages.filter(role=Message.Role.ASSISTANT, status=Message.Status.PENDING)
+            .order_by("id")
+            .first()
+        )
+        if reply is None:
+            return None
+        reply.status = Message.Status.STREAMING
+        reply.heartbeat_at = now
+        reply.save(update_fields=["status", "heartbeat_at", "updated_at"])
+        return reply
+
+
+def reply_checkpoint(*, reply_id: int, text: str) -> bool:
+    """Save the partial text and refresh the lease; True when a cancel was requested."""
+    updated = Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(
+        text=text, heartbeat_at=timezone.now(), updated_at=timezone.now()
+    )
+    if not updated:
+        return True  # no longer ours to stream (cancelled or recovered elsewhere)
+    return Message.objects.filter(pk=reply_id, cancel_requested=True).exists()
+
+
+def reply_finish(
+    *,
+    reply_id: int,
+    text: str,
+    status: Message.Status,
+    usage: Usage | None = None,
+    ttft_ms: float | None = None,
+    duration_ms: float | None = None,
+    backend: str = "",
+    error_code: str = "",
+) -> Message:
+    usage = usage or Usage()
+    Message.objects.filter(pk=reply_id).update(
+        text=text,
+        status=status,
+        prompt_tokens=usage.prompt_tokens or None,
+        completion_tokens=usage.completion_tokens or None,
+        cached_prompt_tokens=usage.cached_prompt_tokens,
+        ttft_ms=ttft_ms,
+        duration_ms=duration_ms,
+        backend=backend[:200],
+        error_code=error_code[:64],
+        heartbeat_at=None,
+        updated_at=timezone.now(),
+    )
+    return Message.objects.get(pk=reply_id)
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    stopping: list[int]  # streaming now: their generator stops and reports them done
+    cancelled: list[int]  # had not started: cancelled here, nobody else will report them
+
+
+def reply_cancel(*, conversation: Conversation, message_id: int | None = None) -> CancelResult:
+    """Ask the active replies of a conversation (or just one) to stop."""
+    active = Message.objects.filter(
+        conversation=conversation, role=Message.Role.ASSISTANT, status__in=_ACTIVE
+    )
+    if message_id is not None:
+        if not Message.objects.filter(conversation=conversation, pk=message_id).exists():
+            raise errors.MessageNotFound()
+        active = active.filter(pk=message_id)
+    with transaction.atomic():
+        rows = list(active.select_for_update().values_list("pk", "status"))
+        ids = [pk for pk, _status in rows]
+        Message.objects.filter(pk__in=ids).update(cancel_requested=True)
+        cancelled = [pk for pk, status in rows if status == Message.Status.PENDING]
+        Message.objects.filter(pk__in=cancelled).update(
+            status=Message.Status.CANCELLED, heartbeat_at=None, updated_at=timezone.now()
+        )
+    stopping = [pk for pk, status in rows if status == Message.Status.STREAMING]
+    return CancelResult(stopping=stopping, cancelled=cancelled)
+
+
+def conversation_recover(*, conversation: Conversation) -> list[Message]:
+    """Mark replies whose process died as interrupted and queue a fresh reply for each.
+
+    Returns the new pending replies. A streaming reply with a fresh heartbeat is left alone.
+    """
+    cutoff = _lease_cutoff()
+    new_replies: list[Message] = []
+    with transaction.atomic():
+        Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
+        stale = list(
+            conversation.messages.filter(
+                role=Message.Role.ASSISTANT,
+                status=Message.Status.STREAMING,
+                heartbeat_at__lt=cutoff,
+            ).select_related("reply_to")
+        )
+        now = timezone.now()
+        for reply in stale:
+            Message.objects.filter(pk=reply.pk).update(
+                status=Message.Status.INTERRUPTED, heartbeat_at=None, updated_at=now
+            )
+            if reply.cancel_requested:
+                continue
+            new_replies.append(
+                Message.objects.create(
+                    conversation=conversation,
+                    role=Message.Role.ASSISTANT,
+                    status=Message.Status.PENDING,
+                    reply_to=reply.reply_to,
+                    heartbeat_at=now,
+                )
+            )
+    return new_replies
+
+
+# --- Feedback -------------------------------------------------------------------------------
+def feedback_save(
+    *, conversation: Conversation, message_id: int, rating: str, comment: str = ""
+) -> Feedback:
+    message = Message.objects.filter(
+        conversation=conversation, pk=message_id, role=Message.Role.ASSISTANT
+    ).first()
+    if message is None:
+        raise errors.MessageNotFound()
+    comment = comment.strip()
+    if comment:
+        comment = message_text_clean(text=comment)
+    feedback, _created = Feedback.objects.update_or_create(
+        message=message, defaults={"rating": rating, "comment": comment}
+    )
+    return feedback

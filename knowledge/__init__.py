@@ -1,0 +1,1 @@
+"""The company's knowledge base: articles, sources, sync and search."""
