@@ -1,0 +1,43 @@
+"""Test set-up: the packaged PostgreSQL (pgvector) is started for the run; fast fake backend."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from autoglm_site.embedded import ensure_database
+
+    ensure_database()  # no-op when DATABASE_URL points at a PostgreSQL of your own
+
+
+@pytest.fixture(autouse=True)
+def _fast_chat(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    from chat.llm.fake import FakeBackend
+
+    settings.LLM_BACKEND = "chat.llm.fake.FakeBackend"
+    settings.LLM_FAKE_FIRST_TOKEN_MS = 5
+    settings.LLM_FAKE_TOKEN_MS = 2
+    settings.CHAT_COALESCE_MS = 30
+    settings.CHAT_CHECKPOINT_MS = 100
+    FakeBackend.reset()
+    yield
+    FakeBackend.reset()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The real Redis the suite runs against (make test starts it); database 15 is ours."""
+    import redis
+
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        pytest.fail(f"Redis is needed at {url} (make test starts it): {exc}")
+    client.flushdb()
+    return url
