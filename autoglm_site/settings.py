@@ -1,4 +1,4 @@
-"""Settings: read once from the environment; with nothing set, the embedded defaults run the product."""
+"""Settings, read once from the environment; with nothing set, embedded defaults run the product."""
 
 from __future__ import annotations
 
@@ -37,7 +37,9 @@ if DEBUG and not EMBEDDED and not env_bool("AUTOGLM_ALLOW_DEBUG", False):
 _secret = raw("SECRET_KEY")
 if _secret is None:
     if not EMBEDDED:
-        raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) must be set when DATABASE_URL is set.")
+        raise ImproperlyConfigured(
+            "SECRET_KEY (or SECRET_KEY_FILE) must be set when DATABASE_URL is set."
+        )
     _secret = "embedded-local-only-not-secret-7a1d0c6e2b"  # noqa: S105 - local mode only
 elif len(_secret) < 32:
     raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters long.")

@@ -25,7 +25,15 @@ class MessageInline(admin.TabularInline):
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ("id", "visitor", "language", "status", "message_count", "created_at", "updated_at")
+    list_display = (
+        "id",
+        "visitor",
+        "language",
+        "status",
+        "message_count",
+        "created_at",
+        "updated_at",
+    )
     list_filter = ("language", "status", "created_at")
     search_fields = ("id", "visitor__uuid", "visitor__external_id", "messages__text")
     readonly_fields = ("id", "visitor", "opening_client_id", "created_at", "updated_at")
@@ -42,7 +50,15 @@ class ConversationAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ("id", "conversation", "role", "status", "completion_tokens", "ttft_ms", "created_at")
+    list_display = (
+        "id",
+        "conversation",
+        "role",
+        "status",
+        "completion_tokens",
+        "ttft_ms",
+        "created_at",
+    )
     list_filter = ("role", "status", "conversation__language")
     search_fields = ("text", "client_id")
     raw_id_fields = ("conversation", "reply_to")

@@ -153,8 +153,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for reply_id in result.cancelled:
             await self.channel_layer.group_send(
                 self.group or "",
-                {"type": "chat.done", "message_id": reply_id, "status": "cancelled", "length": 0,
-                 "error_code": "", "usage": {}, "timings": {}},
+                {
+                    "type": "chat.done",
+                    "message_id": reply_id,
+                    "status": "cancelled",
+                    "length": 0,
+                    "error_code": "",
+                    "usage": {},
+                    "timings": {},
+                },
             )
 
     async def on_feedback(self, frame: SendFeedback) -> None:
@@ -214,8 +221,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             stored = await database_sync_to_async(selectors.message_text)(message_id=message_id)
             if stored and len(stored[0]) > have:
                 await self.send_frame(
-                    {"type": "delta", "message_id": message_id, "offset": have,
-                     "text": stored[0][have:]}
+                    {
+                        "type": "delta",
+                        "message_id": message_id,
+                        "offset": have,
+                        "text": stored[0][have:],
+                    }
                 )
                 self.sent_len[message_id] = len(stored[0])
         self.finished.add(message_id)

@@ -23,7 +23,7 @@ _ALIASES = {
 
 
 def language_supported(code: str | None) -> str | None:
-    """The LANGUAGES code for a tag such as 'zh-CN', 'pt', 'es-MX' or 'ar_EG'; None if unsupported."""
+    """The LANGUAGES code for a tag like zh-CN, pt, es-MX or ar_EG; None if unsupported."""
     if not code:
         return None
     tag = code.strip().replace("_", "-").lower()

@@ -75,19 +75,31 @@ class Message(models.Model):
         CANCELLED = "cancelled", _("Cancelled")
 
     conversation = models.ForeignKey(
-        Conversation, on_delete=models.CASCADE, related_name="messages", verbose_name=_("conversation")
+        Conversation,
+        on_delete=models.CASCADE,
+        related_name="messages",
+        verbose_name=_("conversation"),
     )
     role = models.CharField(_("role"), max_length=16, choices=Role.choices)
     text = models.TextField(_("text"), blank=True)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, db_index=True)
-    client_id = models.CharField(_("client message id"), max_length=64, null=True, blank=True)
+    # NULL for replies: the unique constraint below applies to visitor messages only.
+    client_id = models.CharField(  # noqa: DJ001
+        _("client message id"), max_length=64, null=True, blank=True
+    )
     reply_to = models.ForeignKey(
-        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="replies",
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="replies",
         verbose_name=_("reply to"),
     )
     prompt_tokens = models.PositiveIntegerField(_("prompt tokens"), null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(_("completion tokens"), null=True, blank=True)
-    cached_prompt_tokens = models.PositiveIntegerField(_("cached prompt tokens"), null=True, blank=True)
+    cached_prompt_tokens = models.PositiveIntegerField(
+        _("cached prompt tokens"), null=True, blank=True
+    )
     ttft_ms = models.FloatField(_("time to first token (ms)"), null=True, blank=True)
     duration_ms = models.FloatField(_("duration (ms)"), null=True, blank=True)
     backend = models.CharField(_("backend"), max_length=200, blank=True)

@@ -46,7 +46,9 @@ class Ping(_Frame):
     type: Literal["ping"]
 
 
-ClientFrame = Annotated[Hello | SendMessage | Cancel | SendFeedback | Ping, Field(discriminator="type")]
+ClientFrame = Annotated[
+    Hello | SendMessage | Cancel | SendFeedback | Ping, Field(discriminator="type")
+]
 _adapter: TypeAdapter[Hello | SendMessage | Cancel | SendFeedback | Ping] = TypeAdapter(ClientFrame)
 FRAME_TYPES = frozenset({"hello", "message", "cancel", "feedback", "ping"})
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core import signing
@@ -17,7 +17,7 @@ from chat import errors
 from chat.llm.base import Usage
 from chat.models import Conversation, Feedback, Message, Visitor
 
-_TOKEN_SALT = "autoglm.visitor"
+_TOKEN_SALT = "autoglm.visitor"  # noqa: S105 - a signing salt, not a secret
 _ACTIVE = (Message.Status.PENDING, Message.Status.STREAMING)
 
 
@@ -146,7 +146,7 @@ def _message_by_client_id(*, conversation: Conversation, client_id: str) -> Send
 
 
 # --- Reply life-cycle -----------------------------------------------------------------------
-def _lease_cutoff() -> timezone.datetime:
+def _lease_cutoff() -> datetime:
     return timezone.now() - timedelta(seconds=settings.CHAT_REPLY_LEASE_SECONDS)
 
 
@@ -165,9 +165,9 @@ def reply_claim(*, conversation_id: uuid.UUID) -> Message | None:
         if busy:
             return None
         now = timezone.now()
-        conversation.messages.filter(
-            status=Message.Status.PENDING, cancel_requested=True
-        ).update(status=Message.Status.CANCELLED, updated_at=now)
+        conversation.messages.filter(status=Message.Status.PENDING, cancel_requested=True).update(
+            status=Message.Status.CANCELLED, updated_at=now
+        )
         reply = (
             conversation.messages.filter(role=Message.Role.ASSISTANT, status=Message.Status.PENDING)
             .order_by("id")

@@ -68,4 +68,6 @@ class FakeBackend(LLMBackend):
         )
 
     async def check(self) -> list[BackendStatus]:
-        return [BackendStatus(name="fake", ok=True, detail="deterministic test backend", latency_ms=0.0)]
+        return [
+            BackendStatus(name="fake", ok=True, detail="deterministic test backend", latency_ms=0.0)
+        ]

@@ -74,7 +74,9 @@ async def test_no_ack_when_storing_fails() -> None:
 async def test_retry_with_same_client_id_is_acked_once_and_stored_once() -> None:
     communicator, _welcome = await _start()
     first, _frames = await _ask(communicator, "same", "Where are my invoices?")
-    await send(communicator, {"type": "message", "client_id": "same", "text": "Where are my invoices?"})
+    await send(
+        communicator, {"type": "message", "client_id": "same", "text": "Where are my invoices?"}
+    )
     second = await receive(communicator)
     assert second["type"] == "ack" and second["duplicate"] is True
     assert second["message_id"] == first["message_id"]
@@ -133,7 +135,9 @@ async def test_deltas_are_coalesced_in_order(settings) -> None:  # type: ignore[
 async def test_resume_after_disconnect_mid_reply(settings) -> None:  # type: ignore[no-untyped-def]
     settings.LLM_FAKE_TOKEN_MS = 40
     communicator, welcome = await _start()
-    await send(communicator, {"type": "message", "client_id": "r1", "text": "Tell me about storage"})
+    await send(
+        communicator, {"type": "message", "client_id": "r1", "text": "Tell me about storage"}
+    )
     ack = await receive(communicator)
     seen = ""
     while len(seen) < 20:
@@ -145,7 +149,9 @@ async def test_resume_after_disconnect_mid_reply(settings) -> None:  # type: ign
 
     again = await connect()
     resumed = await hello(
-        again, token=welcome["token"], conversation_id=ack["conversation_id"],
+        again,
+        token=welcome["token"],
+        conversation_id=ack["conversation_id"],
         last_seen_id=ack["message_id"],
     )
     [snapshot] = [m for m in resumed["messages"] if m["id"] == ack["reply_id"]]
@@ -155,8 +161,13 @@ async def test_resume_after_disconnect_mid_reply(settings) -> None:  # type: ign
     full = snapshot["text"] + "".join(
         f["text"] for f in rest if f["type"] == "delta" and f["message_id"] == ack["reply_id"]
     )
-    offsets_ok = text_of([{"type": "delta", "message_id": 0, "offset": 0, "text": snapshot["text"]},
-                          *[{**f, "message_id": 0} for f in rest if f["type"] == "delta"]], 0)
+    offsets_ok = text_of(
+        [
+            {"type": "delta", "message_id": 0, "offset": 0, "text": snapshot["text"]},
+            *[{**f, "message_id": 0} for f in rest if f["type"] == "delta"],
+        ],
+        0,
+    )
     expected = "You asked: «Tell me about storage». This is question 1 of our conversation."
     assert full == expected == offsets_ok
     await again.disconnect()
@@ -171,7 +182,9 @@ async def test_hello_after_reply_finished_returns_it_complete() -> None:
     statuses = [(m["role"], m["status"]) for m in resumed["messages"]]
     assert statuses == [("user", "complete"), ("assistant", "complete")]
     since = await hello(
-        again, token=welcome["token"], conversation_id=ack["conversation_id"],
+        again,
+        token=welcome["token"],
+        conversation_id=ack["conversation_id"],
         last_seen_id=ack["reply_id"],
     )
     assert since["messages"] == []
@@ -190,12 +203,19 @@ async def test_interrupted_reply_is_regenerated_on_hello(settings) -> None:  # t
             visitor=visitor, language="en", opening_client_id="o1"
         )
         question = Message.objects.create(
-            conversation=conversation, role="user", text="Is it down?", status="complete",
+            conversation=conversation,
+            role="user",
+            text="Is it down?",
+            status="complete",
             client_id="o1",
         )
         dead = Message.objects.create(
-            conversation=conversation, role="assistant", text="Let me ch", status="streaming",
-            reply_to=question, heartbeat_at=timezone.now() - timedelta(seconds=60),
+            conversation=conversation,
+            role="assistant",
+            text="Let me ch",
+            status="streaming",
+            reply_to=question,
+            heartbeat_at=timezone.now() - timedelta(seconds=60),
         )
         return visitor_token(visitor=visitor), str(conversation.pk), question.pk, dead.pk
 
@@ -249,8 +269,15 @@ async def test_backend_failure_ends_in_failed_reply_and_error_frame() -> None:
 async def test_feedback_is_saved() -> None:
     communicator, _ = await _start()
     ack, _ = await _ask(communicator, "fb", "Thanks")
-    await send(communicator, {"type": "feedback", "message_id": ack["reply_id"], "rating": "down",
-                              "comment": "Too short"})
+    await send(
+        communicator,
+        {
+            "type": "feedback",
+            "message_id": ack["reply_id"],
+            "rating": "down",
+            "comment": "Too short",
+        },
+    )
     assert await receive(communicator) == {"type": "feedback_saved", "message_id": ack["reply_id"]}
     feedback = await Feedback.objects.aget(message_id=ack["reply_id"])
     assert (feedback.rating, feedback.comment) == ("down", "Too short")
@@ -263,8 +290,12 @@ async def test_second_socket_sees_messages_from_the_first() -> None:
     first, welcome = await _start()
     ack, _ = await _ask(first, "tab-a", "From tab A")
     second = await connect()
-    await hello(second, token=welcome["token"], conversation_id=ack["conversation_id"],
-                last_seen_id=ack["reply_id"])
+    await hello(
+        second,
+        token=welcome["token"],
+        conversation_id=ack["conversation_id"],
+        last_seen_id=ack["reply_id"],
+    )
     await send(first, {"type": "message", "client_id": "tab-a-2", "text": "Again from A"})
     frames = await receive_until(second, "done")
     shown = [f["message"] for f in frames if f["type"] == "message"]

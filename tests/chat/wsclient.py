@@ -15,8 +15,11 @@ async def connect(accept_language: str = "en") -> WebsocketCommunicator:
     communicator = WebsocketCommunicator(
         application,
         "/ws/chat/",
-        headers=[(b"origin", b"http://testserver"), (b"host", b"testserver"),
-                 (b"accept-language", accept_language.encode())],
+        headers=[
+            (b"origin", b"http://testserver"),
+            (b"host", b"testserver"),
+            (b"accept-language", accept_language.encode()),
+        ],
     )
     connected, _ = await communicator.connect()
     assert connected

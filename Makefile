@@ -1,0 +1,71 @@
+# One command per developer chore. `make run` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: install run stop test test-fast lint typecheck messages worker beat bench chromium redis clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py compilemessages --ignore=.venv >/dev/null
+	$(PY) manage.py demo_setup --url http://$(HOST):$(PORT)/
+	$(PY) -m daphne -b $(HOST) -p $(PORT) autoglm_site.asgi:application
+
+stop:
+	$(PY) manage.py embedded_pg stop
+
+worker: install
+	$(VENV)/bin/celery -A autoglm_site worker --loglevel=INFO
+
+beat: install
+	$(VENV)/bin/celery -A autoglm_site beat --loglevel=INFO
+
+redis:
+	@if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then echo "Redis: running on 127.0.0.1:6379"; \
+	elif command -v redis-server >/dev/null 2>&1; then \
+	  mkdir -p /tmp/autoglm-redis && redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no --dir /tmp/autoglm-redis --logfile /tmp/autoglm-redis/redis.log && \
+	  for i in 1 2 3 4 5 6 7 8 9 10; do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.5; done; \
+	  redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || { echo "Redis was started but does not answer on 127.0.0.1:6379" >&2; exit 1; }; \
+	  echo "Redis: started on 127.0.0.1:6379"; \
+	else echo "Redis is needed for the tests: install redis-server (apt-get install redis-server) or start one on 127.0.0.1:6379" >&2; exit 1; fi
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { echo "Installing Debian's chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  { echo "chromium is needed for the browser tests: apt-get install chromium" >&2; exit 1; }; }
+
+test: install redis chromium
+	TEST_REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest
+	$(MAKE) lint typecheck
+
+test-fast: install
+	$(PY) -m pytest -m "not e2e" -x -q
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: install
+	$(PY) -m mypy autoglm_site chat knowledge
+
+messages: install
+	$(PY) manage.py makemessages --all --no-location --ignore=.venv --ignore=tests --ignore=bench
+	$(PY) manage.py makemessages --all --no-location -d djangojs --ignore=.venv --ignore=tests --ignore=bench --ignore=.data
+	$(PY) manage.py compilemessages --ignore=.venv
+
+bench: install
+	$(PY) bench/ws_chat.py --help
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
