@@ -58,7 +58,7 @@ async def _timed(check: Any) -> dict[str, Any]:
 
 async def readiness_report() -> dict[str, Any]:
     database, layer, llm = await asyncio.gather(
-        _timed(sync_to_async(_database, thread_sensitive=False)),
+        _timed(sync_to_async(_database)),
         _timed(_channel_layer),
         _timed(_llm),
     )

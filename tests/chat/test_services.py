@@ -1,0 +1,118 @@
+"""Chat services against the real database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from chat import errors, services
+from chat.models import Conversation, Message, Visitor
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def visitor() -> Visitor:
+    return Visitor.objects.create()
+
+
+def _send(
+    visitor: Visitor, client_id: str, text: str = "Hello", conversation: Conversation | None = None
+) -> services.SendResult:
+    return services.message_send(
+        visitor=visitor, conversation=conversation, language="en", client_id=client_id, text=text
+    )
+
+
+def test_first_message_opens_a_conversation_with_a_pending_reply(visitor: Visitor) -> None:
+    result = _send(visitor, "a1", "  How do I pay?\r\n ")
+    assert result.created
+    assert result.message.text == "How do I pay?"
+    assert result.conversation.language == "en"
+    assert result.reply is not None and result.reply.status == Message.Status.PENDING
+    assert result.reply.reply_to_id == result.message.pk
+
+
+def test_send_is_idempotent_on_client_id(visitor: Visitor) -> None:
+    first = _send(visitor, "same")
+    again = _send(visitor, "same", conversation=first.conversation)
+    retry_without_conversation = _send(visitor, "same")
+    assert not again.created and not retry_without_conversation.created
+    assert again.message.pk == first.message.pk == retry_without_conversation.message.pk
+    assert again.reply is not None and first.reply is not None
+    assert again.reply.pk == first.reply.pk
+    assert Message.objects.count() == 2 and Conversation.objects.count() == 1
+
+
+def test_invalid_message_stores_nothing(visitor: Visitor) -> None:
+    with pytest.raises(errors.MessageEmpty):
+        _send(visitor, "e", " \n\t ")
+    with pytest.raises(errors.InvalidText):
+        _send(visitor, "e", "bell \x07")
+    with pytest.raises(errors.InvalidText):
+        _send(visitor, "e", "nonchar \ufffe")
+    assert Conversation.objects.count() == 0 and Message.objects.count() == 0
+
+
+def test_text_with_scripts_and_emoji_is_kept_verbatim(visitor: Visitor) -> None:
+    text = "مرحبا 👋 你好\nשלום — e\u0301 <b>bold</b>"
+    assert _send(visitor, "u", text).message.text == text
+
+
+def test_visitor_token_round_trip_and_forgery(visitor: Visitor) -> None:
+    token = services.visitor_token(visitor=visitor)
+    assert services.visitor_from_token(token=token) == visitor
+    with pytest.raises(errors.InvalidToken):
+        services.visitor_from_token(token=token[:-2] + "xx")
+    assert services.visitor_from_token(token=None) != visitor
+
+
+def test_claim_takes_replies_in_order_and_one_at_a_time(visitor: Visitor) -> None:
+    first = _send(visitor, "1")
+    second = _send(visitor, "2", conversation=first.conversation)
+    claimed = services.reply_claim(conversation_id=first.conversation.pk)
+    assert claimed is not None and first.reply is not None and claimed.pk == first.reply.pk
+    assert services.reply_claim(conversation_id=first.conversation.pk) is None  # busy
+    services.reply_finish(reply_id=claimed.pk, text="done", status=Message.Status.COMPLETE)
+    following = services.reply_claim(conversation_id=first.conversation.pk)
+    assert following is not None and second.reply is not None and following.pk == second.reply.pk
+
+
+def test_recover_leaves_live_replies_alone_and_requeues_dead_ones(
+    visitor: Visitor, settings
+) -> None:  # type: ignore[no-untyped-def]
+    settings.CHAT_REPLY_LEASE_SECONDS = 10
+    sent = _send(visitor, "r")
+    claimed = services.reply_claim(conversation_id=sent.conversation.pk)
+    assert claimed is not None
+    assert services.conversation_recover(conversation=sent.conversation) == []
+    Message.objects.filter(pk=claimed.pk).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=11), text="partial"
+    )
+    [fresh] = services.conversation_recover(conversation=sent.conversation)
+    claimed.refresh_from_db()
+    assert claimed.status == Message.Status.INTERRUPTED and claimed.text == "partial"
+    assert fresh.status == Message.Status.PENDING and fresh.reply_to_id == sent.message.pk
+
+
+def test_cancel_before_start_cancels_pending_reply(visitor: Visitor) -> None:
+    sent = _send(visitor, "c")
+    result = services.reply_cancel(conversation=sent.conversation)
+    assert sent.reply is not None
+    assert result.cancelled == [sent.reply.pk] and result.stopping == []
+    sent.reply.refresh_from_db()
+    assert sent.reply.status == Message.Status.CANCELLED
+    assert services.reply_claim(conversation_id=sent.conversation.pk) is None
+
+
+def test_checkpoint_reports_cancel_request(visitor: Visitor) -> None:
+    sent = _send(visitor, "k")
+    claimed = services.reply_claim(conversation_id=sent.conversation.pk)
+    assert claimed is not None
+    assert services.reply_checkpoint(reply_id=claimed.pk, text="so far") is False
+    services.reply_cancel(conversation=sent.conversation)
+    assert services.reply_checkpoint(reply_id=claimed.pk, text="so far, more") is True
+    claimed.refresh_from_db()
+    assert claimed.text == "so far, more"
