@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -38,6 +39,8 @@ def _free_port() -> int:
 class Server:
     def __init__(self, env: dict[str, str]) -> None:
         self.port = _free_port()
+        # A file, not a pipe: a full pipe would block the server. Closed with the process.
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -52,7 +55,7 @@ class Server:
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
         )
         deadline = time.monotonic() + 30
         while True:
@@ -61,7 +64,8 @@ class Server:
                     return
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(self.process.stderr.read().decode()[-3000:])  # type: ignore[union-attr]
+                    self.log.seek(0)
+                    raise RuntimeError(self.log.read().decode()[-3000:]) from None
                 time.sleep(0.2)
 
     @property
