@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -15,7 +17,7 @@ from chat import errors, selectors, services
 from chat.language import language_negotiate
 from chat.live import get_live_text
 from chat.models import Conversation, Message, Visitor
-from chat.replies import conversation_broadcast, get_runner, group_name
+from chat.replies import conversation_broadcast, conversation_resume, get_runner, group_name
 from chat.schemas import Cancel, Hello, Ping, SendFeedback, SendMessage, frame_parse
 
 logger = logging.getLogger(__name__)
@@ -36,11 +38,34 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # visitor gets no text twice and none missing, whatever process generates the reply.
         self.sent_len: dict[int, int] = {}
         self.finished: set[int] = set()
+        self.last_event = time.monotonic()
+        self.watchdog = asyncio.create_task(self.watch_replies())
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
+        self.watchdog.cancel()
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def watch_replies(self) -> None:
+        """While this socket waits on a reply that fell silent past its lease, recover it.
+
+        The process generating it may have died; another hello would find it, this finds it
+        without one.
+        """
+        lease = settings.CHAT_REPLY_LEASE_SECONDS
+        while True:
+            await asyncio.sleep(lease / 2)
+            waiting = any(mid not in self.finished for mid in self.sent_len)
+            if self.conversation is None or not waiting:
+                continue
+            if time.monotonic() - self.last_event <= lease:
+                continue
+            self.last_event = time.monotonic()
+            try:
+                await conversation_resume(conversation=self.conversation)
+            except Exception:
+                logger.exception("recovering conversation %s failed", self.conversation.pk)
 
     # --- client frames ----------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -81,7 +106,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if not frame.locale:
                 self.language = conversation.language
             await self.join(conversation)
-            await database_sync_to_async(services.conversation_recover)(conversation=conversation)
+            await conversation_resume(conversation=conversation)
             stored = await database_sync_to_async(selectors.messages_since)(
                 conversation=conversation, last_seen_id=frame.last_seen_id
             )
@@ -104,8 +129,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 },
             }
         )
-        if conversation is not None:
-            get_runner().kick(conversation.pk)
 
     async def on_message(self, frame: SendMessage) -> None:
         if self.visitor is None:
@@ -179,6 +202,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     # --- group events -----------------------------------------------------------------------
     async def chat_message(self, event: dict[str, Any]) -> None:
+        self.last_event = time.monotonic()
         message = event["message"]
         if message["id"] in self.sent_len:
             return
@@ -188,6 +212,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_frame({"type": "message", "message": message})
 
     async def chat_delta(self, event: dict[str, Any]) -> None:
+        self.last_event = time.monotonic()
         message_id: int = event["message_id"]
         if message_id in self.finished:
             return
@@ -213,6 +238,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.sent_len[message_id] = offset + len(text)
 
     async def chat_done(self, event: dict[str, Any]) -> None:
+        self.last_event = time.monotonic()
         message_id: int = event["message_id"]
         if message_id in self.finished:
             return

@@ -49,6 +49,31 @@ async def conversation_broadcast(*, conversation_id: uuid.UUID, messages: list[M
         )
 
 
+async def conversation_resume(*, conversation: Conversation) -> None:
+    """Recover replies whose process died, tell the conversation's sockets, and generate.
+
+    Safe to call from any process at any time: live replies are left alone.
+    """
+    result = await database_sync_to_async(services.conversation_recover)(conversation=conversation)
+    layer = get_channel_layer()
+    assert layer is not None
+    for reply_id in result.interrupted:
+        await layer.group_send(
+            group_name(conversation.pk),
+            {
+                "type": "chat.done",
+                "message_id": reply_id,
+                "status": Message.Status.INTERRUPTED,
+                "length": -1,
+                "error_code": "",
+                "usage": {},
+                "timings": {},
+            },
+        )
+    await conversation_broadcast(conversation_id=conversation.pk, messages=result.queued)
+    get_runner().kick(conversation.pk)
+
+
 def _prompt_for(reply: Message) -> CompletionRequest:
     conversation = Conversation.objects.get(pk=reply.conversation_id)
     history = selectors.prompt_history(reply=reply)

@@ -246,13 +246,20 @@ def reply_cancel(*, conversation: Conversation, message_id: int | None = None) -
     return CancelResult(stopping=stopping, cancelled=cancelled)
 
 
-def conversation_recover(*, conversation: Conversation) -> list[Message]:
+@dataclass(frozen=True)
+class RecoverResult:
+    interrupted: list[int]
+    queued: list[Message]
+
+
+def conversation_recover(*, conversation: Conversation) -> RecoverResult:
     """Mark replies whose process died as interrupted and queue a fresh reply for each.
 
-    Returns the new pending replies. A streaming reply with a fresh heartbeat is left alone.
+    A streaming reply with a fresh heartbeat is left alone.
     """
     cutoff = _lease_cutoff()
-    new_replies: list[Message] = []
+    interrupted: list[int] = []
+    queued: list[Message] = []
     with transaction.atomic():
         Conversation.objects.select_for_update().filter(pk=conversation.pk).first()
         stale = list(
@@ -267,9 +274,10 @@ def conversation_recover(*, conversation: Conversation) -> list[Message]:
             Message.objects.filter(pk=reply.pk).update(
                 status=Message.Status.INTERRUPTED, heartbeat_at=None, updated_at=now
             )
+            interrupted.append(reply.pk)
             if reply.cancel_requested:
                 continue
-            new_replies.append(
+            queued.append(
                 Message.objects.create(
                     conversation=conversation,
                     role=Message.Role.ASSISTANT,
@@ -278,7 +286,7 @@ def conversation_recover(*, conversation: Conversation) -> list[Message]:
                     heartbeat_at=now,
                 )
             )
-    return new_replies
+    return RecoverResult(interrupted=interrupted, queued=queued)
 
 
 # --- Feedback -------------------------------------------------------------------------------

@@ -199,3 +199,32 @@ async def test_reply_of_a_killed_process_is_regenerated_on_next_hello(
         rest = await _until(ws, "done")
     assert rest[-1]["message_id"] == fresh["id"] and rest[-1]["status"] == "complete"
     assert _assemble(fresh["text"], rest, fresh["id"]) == _expected()
+
+
+async def test_socket_waiting_on_a_dead_process_gets_the_reply_regenerated(
+    servers: tuple[Server, Server],
+) -> None:
+    first, second = servers
+    welcome, ack, _seen = await _ask_and_leave(first)
+    async with _connect(second) as ws:
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "hello",
+                    "token": welcome["token"],
+                    "conversation_id": ack["conversation_id"],
+                    "last_seen_id": ack["message_id"],
+                }
+            )
+        )
+        resumed = await _frame(ws)
+        [reply] = [m for m in resumed["messages"] if m["id"] == ack["reply_id"]]
+        assert reply["status"] == "streaming"
+        first.stop(signal.SIGKILL)  # dies while this socket waits; no new hello is sent
+        frames = await _until(ws, "done")  # the interrupted attempt
+        assert frames[-1]["message_id"] == ack["reply_id"]
+        assert frames[-1]["status"] == "interrupted"
+        frames = await _until(ws, "done")  # the regenerated reply
+    [fresh] = [f["message"] for f in frames if f["type"] == "message"]
+    assert fresh["reply_to"] == ack["message_id"] and frames[-1]["message_id"] == fresh["id"]
+    assert _assemble("", frames, fresh["id"]) == _expected()

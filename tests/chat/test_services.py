@@ -87,11 +87,13 @@ def test_recover_leaves_live_replies_alone_and_requeues_dead_ones(
     sent = _send(visitor, "r")
     claimed = services.reply_claim(conversation_id=sent.conversation.pk)
     assert claimed is not None
-    assert services.conversation_recover(conversation=sent.conversation) == []
+    assert services.conversation_recover(conversation=sent.conversation).queued == []
     Message.objects.filter(pk=claimed.pk).update(
         heartbeat_at=timezone.now() - timedelta(seconds=11), text="partial"
     )
-    [fresh] = services.conversation_recover(conversation=sent.conversation)
+    result = services.conversation_recover(conversation=sent.conversation)
+    [fresh] = result.queued
+    assert result.interrupted == [claimed.pk]
     claimed.refresh_from_db()
     assert claimed.status == Message.Status.INTERRUPTED and claimed.text == "partial"
     assert fresh.status == Message.Status.PENDING and fresh.reply_to_id == sent.message.pk
