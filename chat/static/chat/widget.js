@@ -1,198 +1,792 @@
-/* AutoGLM chat widget: one <script> tag, rendered in a Shadow DOM, streaming over WebSocket. */
+/* AutoGLM chat widget: one <script> tag, rendered in a Shadow DOM, streaming over WebSocket.
+ * No framework and no innerHTML from the network: model text is parsed into DOM nodes.
+ * Strings are wrapped in gettext()/ngettext() so `makemessages -d djangojs` extracts them;
+ * the translations are fetched from the server's catalogue (/jsi18n/<lang>/). See docs/widget.md.
+ */
 (function () {
   "use strict";
   var script = document.currentScript;
   if (!script || window.AutoGLM) return;
-  var src = new URL(script.src, location.href);
-  var cfg = {
-    locale: script.dataset.locale || "",
-    position: script.dataset.position === "left" ? "left" : "right",
-    color: /^#[0-9a-fA-F]{3,8}$/.test(script.dataset.color || "") ? script.dataset.color : "#2457c5",
-    greeting: script.dataset.greeting || "",
-    name: script.dataset.assistantName || "Assistant",
-  };
-  var wsUrl = (src.protocol === "https:" ? "wss://" : "ws://") + src.host + "/ws/chat/";
-  var storeKey = "autoglm:" + src.host;
+  var data = script.dataset;
+  var base = new URL(script.src, location.href);
+  var server = base.origin;
+  var wsUrl = (base.protocol === "https:" ? "wss://" : "ws://") + base.host + "/ws/chat/";
+  var storeKey = "autoglm:" + base.host;
+  var choiceKey = storeKey + ":locale";
+  var ALIASES = { zh: "zh-hans", "zh-cn": "zh-hans", "zh-sg": "zh-hans", "zh-my": "zh-hans",
+    "zh-tw": "zh-hant", "zh-hk": "zh-hant", "zh-mo": "zh-hant", pt: "pt-br", "pt-pt": "pt-br" };
   var RTL = /^(ar|he|fa|ur)(-|$)/;
 
-  function load() {
-    try { return JSON.parse(localStorage.getItem(storeKey)) || {}; } catch (e) { return {}; }
+  // --- strings: Django's catalogue, English source strings until it has loaded ---------------
+  var catalog = {};
+  var plural = function (n) { return n === 1 ? 0 : 1; };
+  function gettext(s) {
+    var v = catalog[s];
+    return v === undefined ? s : typeof v === "string" ? v : v[0];
   }
-  var state = load();
-  state.messages = state.messages || [];   // [{id, role, text, status, client_id}]
-  state.outbox = state.outbox || [];       // [{client_id, text, state}]
-  function save() {
-    try { localStorage.setItem(storeKey, JSON.stringify(state)); } catch (e) { /* quota */ }
+  function ngettext(s, p, n) {
+    var v = catalog[s];
+    if (v === undefined || typeof v === "string") return v || (n === 1 ? s : p);
+    var i = Number(plural(n));
+    return v[i] !== undefined ? v[i] : n === 1 ? s : p;
   }
-
-  var host = document.createElement("div");
-  host.setAttribute("data-autoglm", "");
-  var root = host.attachShadow({ mode: "open" });
-  root.innerHTML =
-    '<style>' +
-    ':host{all:initial}' +
-    '.w{position:fixed;bottom:16px;inset-inline-end:16px;z-index:2147483000;font:15px/1.45 system-ui,"Noto Sans","Noto Sans CJK SC","Noto Sans Arabic","Noto Sans Hebrew",sans-serif;color:#1b1f24}' +
-    '.w.left{inset-inline-end:auto;inset-inline-start:16px}' +
-    '.launch{background:var(--c);color:#fff;border:0;border-radius:999px;padding:12px 18px;font:inherit;cursor:pointer;box-shadow:0 4px 14px #0003}' +
-    '.panel{display:none;flex-direction:column;width:min(380px,calc(100vw - 32px));height:min(560px,calc(100vh - 96px));background:#fff;border-radius:12px;box-shadow:0 8px 30px #0004;overflow:hidden;margin-block-end:10px}' +
-    '.open .panel{display:flex}' +
-    'header{background:var(--c);color:#fff;padding:10px 14px;display:flex;align-items:center;gap:8px}' +
-    'header b{flex:1}header button{background:none;border:0;color:#fff;font:inherit;font-size:20px;cursor:pointer}' +
-    '.log{flex:1;overflow-y:auto;padding:12px;display:flex;flex-direction:column;gap:8px}' +
-    '.m{max-width:85%;padding:8px 12px;border-radius:12px;white-space:pre-wrap;overflow-wrap:anywhere}' +
-    '.user{align-self:flex-end;background:var(--c);color:#fff}.assistant{align-self:flex-start;background:#eef1f5}' +
-    '.m .st{display:block;font-size:12px;opacity:.75;margin-block-start:2px}' +
-    '.typing::after{content:"…";animation:b 1s infinite}@keyframes b{50%{opacity:.2}}' +
-    'form{display:flex;gap:6px;padding:8px;border-block-start:1px solid #dde1e6}' +
-    'textarea{flex:1;resize:none;font:inherit;padding:8px;border:1px solid #b9c0c8;border-radius:8px;max-height:120px}' +
-    'form button{background:var(--c);color:#fff;border:0;border-radius:8px;padding:0 14px;font:inherit;cursor:pointer}' +
-    '.status{font-size:12px;padding:0 12px;color:#5a636e;min-height:16px}' +
-    '</style>' +
-    '<div class="w" part="widget"><div class="panel" role="dialog" aria-label="">' +
-    '<header><b class="title"></b><button class="close" type="button" aria-label="Close">×</button></header>' +
-    '<div class="log" role="log" aria-live="polite"></div><div class="status" aria-live="polite"></div>' +
-    '<form><textarea rows="1" dir="auto" aria-label="Message"></textarea>' +
-    '<button class="send" type="submit">Send</button><button class="stop" type="button" hidden>Stop</button></form>' +
-    '</div><button class="launch" type="button" aria-expanded="false">Chat</button></div>';
-  var w = root.querySelector(".w"), log = root.querySelector(".log"), input = root.querySelector("textarea");
-  var statusEl = root.querySelector(".status"), stopBtn = root.querySelector(".stop");
-  var launch = root.querySelector(".launch");
-  w.style.setProperty("--c", cfg.color);
-  if (cfg.position === "left") w.classList.add("left");
-  root.querySelector(".title").textContent = cfg.name;
-  root.querySelector(".panel").setAttribute("aria-label", cfg.name);
-
-  var ws = null, ready = false, attempt = 0, maxChars = 4000, language = cfg.locale;
-  var listeners = {};
-  function emit(name, detail) { (listeners[name] || []).forEach(function (f) { try { f(detail); } catch (e) {} }); }
-
-  function setDir(lang) {
-    w.setAttribute("dir", RTL.test(lang || "") ? "rtl" : "ltr");
-    w.setAttribute("lang", lang || "");
+  function interpolate(fmt, obj) {
+    return fmt.replace(/%\((\w+)\)[sd]/g, function (m, k) { return obj[k] === undefined ? m : String(obj[k]); });
   }
-  setDir(cfg.locale || navigator.language);
-
-  function byId(id) { return state.messages.find(function (m) { return m.id === id; }); }
-  function upsert(msg) {
-    var old = byId(msg.id);
-    if (old) Object.assign(old, msg); else state.messages.push(msg);
-    state.messages.sort(function (a, b) { return a.id - b.id; });
-  }
-  function render() {
-    log.textContent = "";
-    if (cfg.greeting) bubble({ role: "assistant", text: cfg.greeting, status: "complete" });
-    state.messages.forEach(bubble);
-    state.outbox.forEach(function (o) { bubble({ role: "user", text: o.text, status: o.state }); });
-    log.scrollTop = log.scrollHeight;
-    var streaming = state.messages.some(function (m) { return m.status === "streaming" || m.status === "pending"; });
-    stopBtn.hidden = !streaming;
-  }
-  function bubble(m) {
-    var el = document.createElement("div");
-    el.className = "m " + (m.role === "user" ? "user" : "assistant");
-    el.setAttribute("dir", "auto");
-    el.textContent = m.text;   // text only: nothing from the model or the network is parsed as HTML
-    if (m.role === "assistant" && !m.text && (m.status === "pending" || m.status === "streaming")) el.classList.add("typing");
-    var label = { sending: "sending…", failed: "not sent — tap to retry", interrupted: "interrupted", cancelled: "stopped" }[m.status];
-    if (label) {
-      var s = document.createElement("span"); s.className = "st"; s.textContent = label; el.appendChild(s);
-      if (m.status === "failed") el.addEventListener("click", function () { retry(m); });
+  function setCatalog(json) {
+    catalog = (json && json.catalog) || {};
+    plural = function (n) { return n === 1 ? 0 : 1; };
+    var expr = json && json.plural;
+    // Only the arithmetic of a Plural-Forms header, never arbitrary code; a CSP may refuse it.
+    if (expr && /^[\sn0-9%<>=!&|?:()]+$/.test(expr)) {
+      try { plural = new Function("n", "return Number(" + expr + ");"); } catch (e) { /* CSP */ }
     }
-    log.appendChild(el);
+  }
+
+  // --- configuration: data attributes, then the server's answer ------------------------------
+  var cfg = {
+    locale: data.locale || "",
+    position: data.position === "left" || data.position === "right" ? data.position : "",
+    color: /^#(?:[0-9a-fA-F]{3}){1,2}$/.test(data.color || "") ? data.color : "#2457c5",
+    greeting: data.greeting || "",
+    name: data.assistantName || "",
+  };
+  var site = { languages: [{ code: "en", name: "English", bidi: false }], default_language: "en",
+    max_message_chars: 4000, assistant_name: "Assistant" };
+  // Signed visitor identity (data-visitor-id + data-visitor-signature, or identify()): sent in
+  // hello; the server does not verify it yet (docs/widget.md, TODO).
+  var identity = data.visitorId ? { id: data.visitorId, signature: data.visitorSignature || "" } : null;
+
+  function supported(tag) {
+    if (!tag) return null;
+    var t = String(tag).trim().replace(/_/g, "-").toLowerCase();
+    t = ALIASES[t] || t;
+    var codes = site.languages.map(function (l) { return l.code; });
+    if (codes.indexOf(t) >= 0) return t;
+    if (/^zh-.*(hant|tw|hk|mo)/.test(t) && codes.indexOf("zh-hant") >= 0) return "zh-hant";
+    var head = t.split("-")[0];
+    if (ALIASES[head] && codes.indexOf(ALIASES[head]) >= 0) return ALIASES[head];
+    return codes.indexOf(head) >= 0 ? head : null;
+  }
+  function stored(key) { try { return localStorage.getItem(key); } catch (e) { return null; } }
+  // Locale order: data attribute, the visitor's choice, navigator.languages, the site default.
+  function pickLocale() {
+    var tags = [cfg.locale, stored(choiceKey)].concat(navigator.languages || [navigator.language]);
+    for (var i = 0; i < tags.length; i++) { var s = supported(tags[i]); if (s) return s; }
+    return site.default_language;
+  }
+  function intlTag(code) {
+    return code.replace(/^zh-hans$/, "zh-Hans").replace(/^zh-hant$/, "zh-Hant").replace(/^pt-br$/, "pt-BR");
+  }
+
+  // --- state, kept in localStorage so a reload or a second tab carries on ---------------------
+  function load() { try { return JSON.parse(stored(storeKey)) || {}; } catch (e) { return {}; } }
+  var state = load();
+  state.messages = state.messages || []; // [{id, role, text, status, client_id, reply_to, created_at, citations}]
+  state.outbox = state.outbox || []; // [{client_id, text, state: queued|sending|failed, error}]
+  state.outbox.forEach(function (o) { if (o.state === "sending") o.state = "queued"; });
+  var saveTimer = null;
+  function saveNow() {
+    clearTimeout(saveTimer); saveTimer = null;
+    state.messages = state.messages.slice(-200);
+    try { localStorage.setItem(storeKey, JSON.stringify(state)); } catch (e) { /* quota or privacy mode */ }
+  }
+  function save() { if (!saveTimer) saveTimer = setTimeout(saveNow, 300); }
+
+  var listeners = {};
+  function emit(name, detail) {
+    (listeners[name] || []).slice().forEach(function (f) { try { f(detail); } catch (e) { setTimeout(function () { throw e; }); } });
+  }
+
+  // --- DOM ---------------------------------------------------------------------------------
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  var SVG = {
+    chat: "M4 4h16v12H8l-4 4z",
+    close: "M6 6l12 12M18 6L6 18",
+    plus: "M12 5v14M5 12h14",
+    up: "M7 11v9H4v-9zm3 9h7.5a2 2 0 0 0 2-1.6l1.2-6A2 2 0 0 0 18.7 10H14l.7-4.2A1.8 1.8 0 0 0 11.5 5L10 11z",
+    down: "M7 13V4H4v9zm3-9h7.5a2 2 0 0 1 2 1.6l1.2 6A2 2 0 0 1 18.7 14H14l.7 4.2a1.8 1.8 0 0 1-3.2.8L10 13z",
+    copy: "M8 8h11v12H8zM5 16V4h11",
+  };
+  function icon(name) {
+    var s = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    s.setAttribute("viewBox", "0 0 24 24"); s.setAttribute("aria-hidden", "true"); s.setAttribute("focusable", "false");
+    var p = document.createElementNS("http://www.w3.org/2000/svg", "path");
+    p.setAttribute("d", SVG[name]);
+    s.appendChild(p);
+    return s;
+  }
+  function button(cls, iconName, label) {
+    var b = el("button", cls);
+    b.type = "button";
+    if (iconName) b.appendChild(icon(iconName));
+    if (label !== null) b.appendChild(el("span", iconName ? "vh" : "", label));
+    return b;
+  }
+
+  var CSS = [
+    ":host{all:initial}",
+    // `all:initial` again on .w: the page's own rules (letter-spacing, text-transform, ...) win over
+    // :host for normal declarations and would be inherited otherwise.
+    ".w{all:initial;display:block;--fg:#1b1f24;--muted:#4b5563;--line:#c9d0d8;--link:#1a4fb8;font:15px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,'Noto Sans','Noto Sans Arabic','Noto Sans Hebrew','Noto Sans CJK SC','Noto Sans CJK JP','Noto Sans CJK KR','PingFang SC','Hiragino Sans','Microsoft YaHei','Malgun Gothic',Tahoma,'DejaVu Sans',Arial,sans-serif;color:var(--fg);text-align:start}",
+    ".w:lang(ja){font-family:'Noto Sans CJK JP','Hiragino Sans','Yu Gothic',system-ui,sans-serif}",
+    ".w:lang(ko){font-family:'Noto Sans CJK KR','Malgun Gothic',system-ui,sans-serif}",
+    ".w:lang(zh-hant){font-family:'Noto Sans CJK TC','PingFang TC','Microsoft JhengHei',system-ui,sans-serif}",
+    "*{box-sizing:border-box}",
+    "button,select,textarea{font:inherit;color:inherit}",
+    "button{cursor:pointer}",
+    ":focus-visible{outline:2px solid #fff;box-shadow:0 0 0 4px #111;outline-offset:0}",
+    "svg{width:20px;height:20px;fill:none;stroke:currentColor;stroke-width:2;stroke-linecap:round;stroke-linejoin:round;vertical-align:middle}",
+    ".vh{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}",
+    ".launch{position:fixed;bottom:16px;inset-inline-end:16px;z-index:2147483000;display:flex;align-items:center;gap:8px;background:var(--c);color:var(--cf);border:0;border-radius:999px;padding:12px 18px;box-shadow:0 4px 14px #0003;font-weight:600}",
+    ".launch .vh{position:static;width:auto;height:auto;clip:auto}",
+    ".panel{position:fixed;bottom:84px;inset-inline-end:16px;z-index:2147483001;display:flex;flex-direction:column;width:min(400px,calc(100vw - 32px));height:min(620px,calc(100vh - 108px));background:#fff;border-radius:14px;box-shadow:0 10px 36px #0005;overflow:hidden}",
+    ".panel[hidden]{display:none}",
+    ".pos-left .launch,.pos-left .panel{left:16px;right:auto}.pos-right .launch,.pos-right .panel{right:16px;left:auto}",
+    "@media (max-width:480px),(max-height:520px){.w .panel{inset:0!important;width:auto;height:auto;border-radius:0}.open .launch{display:none}}",
+    "header{background:var(--c);color:var(--cf);padding:8px 10px;display:flex;align-items:center;gap:6px}",
+    "h2{flex:1;margin:0;padding-inline-start:4px;font-size:16px;font-weight:700;min-width:0;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}",
+    "header button{background:none;border:0;color:inherit;padding:6px;border-radius:6px;min-width:36px;min-height:36px}",
+    "header select{max-width:9.5em;background:#fff;color:var(--fg);border:0;border-radius:6px;padding:4px;min-height:32px}",
+    ".conn{font-size:13px;padding:0 12px;color:var(--muted);background:#f4f6f8}.conn:empty{display:none}.conn.bad{background:#fff4e5;color:#6b3d00}",
+    ".log{flex:1;overflow-y:auto;padding:12px;display:flex;flex-direction:column;gap:10px;overscroll-behavior:contain}",
+    ".m{max-width:88%;display:flex;flex-direction:column;gap:2px;align-self:flex-start}.m.user{align-self:flex-end}",
+    ".b{padding:8px 12px;border-radius:14px;background:#eef1f5;overflow-wrap:anywhere;word-break:break-word;min-width:0}",
+    ".user .b{background:var(--c);color:var(--cf);white-space:pre-wrap;border-end-end-radius:4px}.assistant .b{border-end-start-radius:4px}",
+    ".b>:first-child{margin-block-start:0}.b>:last-child{margin-block-end:0}",
+    ".b p,.b ul,.b ol,.b pre,.b blockquote,.b .tw{margin-block:0 8px}.b ul,.b ol{padding-inline-start:22px}",
+    ".b a{color:var(--link);text-decoration:underline}.b .h{font-weight:700}",
+    ".b code{font-family:ui-monospace,Menlo,Consolas,'DejaVu Sans Mono',monospace;font-size:.9em;background:#0000000d;padding:0 3px;border-radius:4px}",
+    ".b pre{background:#1f2329;color:#f3f4f6;padding:8px 10px;border-radius:8px;white-space:pre-wrap;overflow-wrap:anywhere}.b pre code{background:none;padding:0}",
+    ".b blockquote{border-inline-start:3px solid var(--line);padding-inline-start:8px;margin-inline:0;color:var(--muted)}",
+    ".b .tw{overflow-x:auto}.b table{border-collapse:collapse;font-size:14px}.b th,.b td{border:1px solid var(--line);padding:2px 6px;text-align:start}",
+    ".b hr{border:0;border-block-start:1px solid var(--line)}",
+    ".src{font-size:13px;padding-inline:4px}.src ol{margin:2px 0;padding-inline-start:20px}.src a{color:var(--link)}",
+    ".meta{display:flex;flex-wrap:wrap;align-items:center;gap:4px 8px;font-size:12px;color:var(--muted);padding-inline:4px}",
+    ".user .meta{justify-content:flex-end}",
+    ".meta button{background:none;border:1px solid transparent;border-radius:6px;padding:2px 4px;color:var(--muted);min-width:28px;min-height:28px}",
+    ".meta button:hover{border-color:var(--line)}.meta button[aria-pressed=true]{color:var(--link);border-color:var(--link)}",
+    ".meta svg{width:16px;height:16px}.meta .retry{color:var(--link);text-decoration:underline;border:0}.failed{color:#a4161a}",
+    ".fb{display:flex;gap:6px;padding-inline:4px}.fb input{flex:1;min-width:0;border:1px solid var(--line);border-radius:6px;padding:4px 6px;font:inherit;font-size:13px}",
+    ".fb button{border:1px solid var(--line);background:#fff;border-radius:6px;font-size:13px}",
+    ".dots{display:inline-flex;gap:4px;padding:4px 0}.dots i{width:7px;height:7px;border-radius:50%;background:#59636e;animation:d 1.2s infinite}",
+    ".dots i:nth-child(2){animation-delay:.2s}.dots i:nth-child(3){animation-delay:.4s}@keyframes d{30%{opacity:.25}}",
+    "@media (prefers-reduced-motion:reduce){.dots i{animation:none}}",
+    "form.c{display:flex;flex-wrap:wrap;align-items:flex-end;gap:6px;padding:8px;border-block-start:1px solid var(--line)}",
+    "textarea{flex:1;min-width:0;resize:none;font-size:16px;line-height:1.4;padding:8px 10px;border:1px solid #8a94a0;border-radius:10px;max-height:140px}",
+    "form.c button{background:var(--c);color:var(--cf);border:0;border-radius:10px;padding:0 14px;min-height:40px;font-weight:600}",
+    "form.c button.stop{background:#fff;color:var(--fg);border:1px solid #8a94a0}",
+    ".count{flex-basis:100%;font-size:12px;color:var(--muted);text-align:end}.count:empty{display:none}.count.over{color:#a4161a;font-weight:600}",
+  ].join("\n");
+
+  var hostEl = el("autoglm-chat"); // not a <div>: the page's `div {...}` rules do not reach it
+  hostEl.setAttribute("data-autoglm", "");
+  var root = hostEl.attachShadow({ mode: "open" });
+  var style = el("style"); style.textContent = CSS; root.appendChild(style);
+  var w = el("div", "w"); w.setAttribute("part", "widget"); root.appendChild(w);
+  var panel = el("section", "panel"); panel.id = "p"; panel.hidden = true;
+  panel.setAttribute("role", "dialog"); panel.setAttribute("aria-labelledby", "t");
+  var header = el("header");
+  var title = el("h2"); title.id = "t";
+  var langSel = el("select", "lang");
+  var newBtn = button("new", "plus", "");
+  var closeBtn = button("close", "close", "");
+  header.append(title, langSel, newBtn, closeBtn);
+  var conn = el("div", "conn"); conn.setAttribute("role", "status");
+  var log = el("div", "log"); log.setAttribute("role", "log"); log.setAttribute("aria-live", "off");
+  log.setAttribute("aria-labelledby", "t"); log.tabIndex = 0;
+  var live = el("div", "vh"); live.setAttribute("aria-live", "polite");
+  var form = el("form", "c");
+  var input = el("textarea"); input.rows = 1; input.setAttribute("dir", "auto");
+  input.setAttribute("aria-describedby", "cnt"); input.setAttribute("enterkeyhint", "send");
+  var sendBtn = el("button", "send"); sendBtn.type = "submit";
+  var stopBtn = el("button", "stop"); stopBtn.type = "button"; stopBtn.hidden = true;
+  var count = el("div", "count"); count.id = "cnt"; count.setAttribute("aria-live", "polite");
+  form.append(input, sendBtn, stopBtn, count);
+  panel.append(header, conn, log, live, form);
+  var launch = button("launch", "chat", "");
+  launch.setAttribute("aria-expanded", "false"); launch.setAttribute("aria-controls", "p");
+  w.append(panel, launch);
+  if (cfg.position) w.classList.add("pos-" + cfg.position);
+
+  function brand(hex) {
+    var h = hex.slice(1);
+    if (h.length === 3) h = h.replace(/./g, "$&$&");
+    var lum = [0, 2, 4].map(function (i) {
+      var c = parseInt(h.substr(i, 2), 16) / 255;
+      return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
+    });
+    var L = 0.2126 * lum[0] + 0.7152 * lum[1] + 0.0722 * lum[2];
+    // White text when it reaches AA (4.5:1) on the brand colour, else near-black.
+    w.style.setProperty("--c", "#" + h);
+    w.style.setProperty("--cf", 1.05 / (L + 0.05) >= 4.5 ? "#fff" : "#111");
+  }
+  brand(cfg.color);
+
+  var language = "en", maxChars = 4000;
+  function name() { return cfg.name || site.assistant_name; }
+  function applyStrings() {
+    title.textContent = name();
+    launch.querySelector("span").textContent = gettext("Chat with us");
+    langSel.setAttribute("aria-label", gettext("Language"));
+    newBtn.setAttribute("aria-label", gettext("New conversation")); newBtn.title = gettext("New conversation");
+    closeBtn.setAttribute("aria-label", gettext("Close chat")); closeBtn.title = gettext("Close chat");
+    input.setAttribute("aria-label", gettext("Message"));
+    input.placeholder = gettext("Type your message…");
+    sendBtn.textContent = gettext("Send");
+    stopBtn.textContent = gettext("Stop");
+    stopBtn.setAttribute("aria-label", gettext("Stop the reply"));
+    langSel.textContent = "";
+    site.languages.forEach(function (l) {
+      var o = el("option", "", l.name); o.value = l.code; o.lang = l.code;
+      o.selected = l.code === language; langSel.appendChild(o);
+    });
+    updateCount();
+  }
+  function setDir(lang) {
+    w.setAttribute("dir", RTL.test(lang) ? "rtl" : "ltr");
+    w.setAttribute("lang", lang);
+  }
+
+  // --- safe Markdown: DOM nodes only; links limited to http(s) and mailto; no images load ---
+  function safeUrl(raw) {
+    try {
+      var u = new URL(String(raw).trim(), server + "/");
+      return /^(https?|mailto):$/.test(u.protocol) ? u.href : null;
+    } catch (e) { return null; }
+  }
+  function link(href, parent) {
+    var a = el("a"); a.href = href; a.target = "_blank"; a.rel = "noopener noreferrer nofollow ugc";
+    parent.appendChild(a);
+    return a;
+  }
+  // 1 code, 3 image mark, 4 label, 5 url, 6 strong, 7 del, 8 em, 9 bare URL, 10 line break.
+  var INLINE = /(`+)([^`][\s\S]{0,2000}?)\1(?!`)|(!?)\[([^\]\n]{0,500})\]\(\s*<?([^\s<>()]{1,2000}(?:\([^\s<>()]{0,200}\)[^\s<>()]{0,200})?)>?(?:\s+"[^"\n]{0,200}")?\s*\)|\*\*(?=\S)([\s\S]{0,2000}?\S)\*\*|~~(?=\S)([\s\S]{0,2000}?\S)~~|\*(?=[^\s*])([^*\n]{0,2000}?[^\s*])\*(?!\*)|(https?:\/\/[^\s<>"'`]*[^\s<>"'`.,;:!?)\]])|(\n)/g;
+  function inline(text, parent, depth, inLink) {
+    var re = new RegExp(INLINE.source, "g"), last = 0, m;
+    function text2(s) { if (s) parent.appendChild(document.createTextNode(s)); }
+    if (depth > 6) return text2(text);
+    while ((m = re.exec(text))) {
+      text2(text.slice(last, m.index));
+      last = re.lastIndex;
+      if (m[2] !== undefined) {
+        parent.appendChild(el("code", "", m[2].replace(/^ (.*) $/, "$1")));
+      } else if (m[4] !== undefined) {
+        var href = inLink ? null : safeUrl(m[5]);
+        if (!href) text2(m[4] || m[5]);
+        else if (m[3]) link(href, parent).textContent = m[4] || href; // an image becomes a link: nothing loads
+        else inline(m[4] || href, link(href, parent), depth + 1, true);
+      } else if (m[6] !== undefined) inline(m[6], parent.appendChild(el("strong")), depth + 1, inLink);
+      else if (m[7] !== undefined) inline(m[7], parent.appendChild(el("del")), depth + 1, inLink);
+      else if (m[8] !== undefined) inline(m[8], parent.appendChild(el("em")), depth + 1, inLink);
+      else if (m[9] !== undefined) {
+        var u = inLink ? null : safeUrl(m[9]);
+        if (u) link(u, parent).textContent = m[9]; else text2(m[9]);
+      } else if (m[10]) parent.appendChild(el("br"));
+    }
+    text2(text.slice(last));
+  }
+  var LIST = /^\s*([-*+]|\d{1,9}[.)])\s+(.*)$/;
+  var TABLE_RULE = /^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$/;
+  function cells(line) { return line.trim().replace(/^\||\|$/g, "").split("|").map(function (c) { return c.trim(); }); }
+  function markdown(src, parent, depth) {
+    var lines = src.replace(/\r\n?/g, "\n").split("\n"), i = 0, para = [], m;
+    function flush() { if (para.length) { inline(para.join("\n"), parent.appendChild(el("p")), depth); para = []; } }
+    while (i < lines.length) {
+      var line = lines[i];
+      if ((m = /^\s*(`{3,}|~{3,})/.exec(line))) {
+        flush();
+        var fence = m[1], buf = [];
+        for (i++; i < lines.length && lines[i].trim().indexOf(fence) !== 0; i++) buf.push(lines[i]);
+        i++;
+        parent.appendChild(el("pre")).appendChild(el("code", "", buf.join("\n")));
+      } else if (!line.trim()) { flush(); i++; }
+      else if ((m = /^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$/.exec(line))) {
+        flush();
+        var h = parent.appendChild(el("p", "h"));
+        h.setAttribute("role", "heading"); h.setAttribute("aria-level", String(Math.min(6, m[1].length + 2)));
+        inline(m[2], h, depth); i++;
+      } else if (/^\s{0,3}([-*_])(\s*\1){2,}\s*$/.test(line)) { flush(); parent.appendChild(el("hr")); i++; }
+      else if (/^\s{0,3}>/.test(line)) {
+        flush();
+        var quote = [];
+        while (i < lines.length && /^\s{0,3}>/.test(lines[i])) quote.push(lines[i++].replace(/^\s{0,3}>\s?/, ""));
+        var bq = parent.appendChild(el("blockquote"));
+        if (depth < 4) markdown(quote.join("\n"), bq, depth + 1); else bq.textContent = quote.join("\n");
+      } else if ((m = LIST.exec(line))) {
+        flush();
+        var ordered = /\d/.test(m[1]), list = parent.appendChild(el(ordered ? "ol" : "ul")), li = null;
+        if (ordered && parseInt(m[1], 10) !== 1) list.start = parseInt(m[1], 10);
+        while (i < lines.length) {
+          var mm = LIST.exec(lines[i]);
+          if (mm && /\d/.test(mm[1]) === ordered) { li = list.appendChild(el("li")); inline(mm[2], li, depth); }
+          else if (li && /^\s+\S/.test(lines[i])) { li.appendChild(el("br")); inline(lines[i].trim(), li, depth); }
+          else break;
+          i++;
+        }
+      } else if (line.indexOf("|") >= 0 && i + 1 < lines.length && TABLE_RULE.test(lines[i + 1])) {
+        flush();
+        var table = parent.appendChild(el("div", "tw")).appendChild(el("table"));
+        var tr = table.appendChild(el("thead")).appendChild(el("tr"));
+        cells(line).forEach(function (c) { inline(c, tr.appendChild(el("th")), depth); });
+        var tbody = table.appendChild(el("tbody"));
+        for (i += 2; i < lines.length && lines[i].indexOf("|") >= 0 && lines[i].trim(); i++) {
+          var row = tbody.appendChild(el("tr"));
+          cells(lines[i]).forEach(function (c) { inline(c, row.appendChild(el("td")), depth); });
+        }
+      } else { para.push(line); i++; }
+    }
+    flush();
+  }
+
+  // --- messages ----------------------------------------------------------------------------
+  function byId(id) { for (var i = 0; i < state.messages.length; i++) if (state.messages[i].id === id) return state.messages[i]; return null; }
+  function upsert(msg, replace) {
+    var old = byId(msg.id);
+    if (old) {
+      var keep = { feedback: old.feedback, citations: old.citations };
+      Object.assign(old, replace ? keep : {}, msg);
+    } else state.messages.push(msg);
+    state.messages.sort(function (a, b) { return a.id - b.id; });
+    if (msg.client_id) state.outbox = state.outbox.filter(function (o) { return o.client_id !== msg.client_id; });
+  }
+  function active(m) { return m.role === "assistant" && (m.status === "pending" || m.status === "streaming"); }
+  // An interrupted reply that was regenerated is shown once, as its newer reply.
+  function superseded(m) {
+    if (m.role !== "assistant" || m.status !== "interrupted") return false;
+    return state.messages.some(function (o) { return o.role === "assistant" && o.id > m.id && o.reply_to === m.reply_to; });
   }
   function lastSeen() {
     var seen = null;
     for (var i = 0; i < state.messages.length; i++) {
-      var s = state.messages[i].status;
-      if (s === "pending" || s === "streaming") break;
+      if (active(state.messages[i])) break;
       seen = state.messages[i].id;
     }
     return seen;
   }
-
-  function send(frame) { if (ws && ws.readyState === 1) ws.send(JSON.stringify(frame)); }
-  function flushOutbox() {
-    state.outbox.forEach(function (o) { if (o.state !== "failed") { o.state = "sending"; send({ type: "message", client_id: o.client_id, text: o.text }); } });
+  function fmtTime(iso) {
+    var d = new Date(iso);
+    if (!iso || isNaN(d)) return "";
+    var today = d.toDateString() === new Date().toDateString();
+    try {
+      return new Intl.DateTimeFormat(intlTag(language), today ? { hour: "numeric", minute: "2-digit" } : { dateStyle: "medium", timeStyle: "short" }).format(d);
+    } catch (e) { return d.toLocaleString(); }
   }
-  function retry(m) {
-    var o = state.outbox.find(function (x) { return x.text === m.text && x.state === "failed"; });
-    if (o) { o.state = "sending"; save(); render(); if (ready) send({ type: "message", client_id: o.client_id, text: o.text }); }
+  var STATUS = {
+    queued: function () { return gettext("Waiting for connection…"); },
+    sending: function () { return gettext("Sending…"); },
+    failed: function () { return gettext("Not sent."); },
+    interrupted: function () { return gettext("Interrupted"); },
+    cancelled: function () { return gettext("Stopped"); },
+  };
+  var ui = {}; // per message key: {copied, fbOpen, fbDone}
+  function build(m) {
+    var key = m.key, u = ui[key] || {};
+    var box = el("div", "m " + (m.role === "user" ? "user" : "assistant"));
+    var body = box.appendChild(el("div", "b"));
+    body.setAttribute("dir", "auto");
+    if (m.role === "user") body.textContent = m.text;
+    else if (!m.text && active(m)) {
+      var dots = body.appendChild(el("span", "dots"));
+      dots.append(el("i"), el("i"), el("i"), el("span", "vh", interpolate(gettext("%(assistant)s is typing…"), { assistant: name() })));
+    } else if (m.text) markdown(m.text, body, 0);
+    else body.hidden = true;
+    if (m.citations && m.citations.length) {
+      var src = box.appendChild(el("div", "src"));
+      src.appendChild(el("span", "", gettext("Sources")));
+      var ol = src.appendChild(el("ol"));
+      m.citations.slice(0, 10).forEach(function (c) {
+        var li = ol.appendChild(el("li")), href = c && safeUrl(c.url);
+        var label = String((c && (c.title || c.url)) || "");
+        if (href) link(href, li).textContent = label; else li.textContent = label;
+        li.setAttribute("dir", "auto");
+      });
+    }
+    var meta = box.appendChild(el("div", "meta"));
+    if (m.created_at) {
+      var t = meta.appendChild(el("time", "", fmtTime(m.created_at)));
+      t.dateTime = m.created_at;
+    }
+    var label = m.status === "failed" && m.role === "assistant" ? gettext("No reply") : STATUS[m.status] && STATUS[m.status]();
+    if (label) meta.appendChild(el("span", m.status === "failed" ? "failed" : "", label));
+    if (m.status === "failed" && m.error) meta.appendChild(el("span", "failed", m.error));
+    if (m.outbox && m.status === "failed") {
+      var retry = meta.appendChild(button("retry", null, gettext("Retry")));
+      retry.addEventListener("click", function () { resend(m.client_id); });
+    }
+    if (m.role === "user" && !m.outbox) meta.appendChild(el("span", "", gettext("Sent")));
+    if (m.role === "assistant" && m.id && m.text && !active(m)) {
+      var copy = meta.appendChild(button("copy", "copy", u.copied ? gettext("Copied") : gettext("Copy")));
+      copy.title = u.copied ? gettext("Copied") : gettext("Copy");
+      copy.addEventListener("click", function () { copyText(m); });
+      [["up", gettext("Helpful")], ["down", gettext("Not helpful")]].forEach(function (r) {
+        var b = meta.appendChild(button("rate", r[0], r[1]));
+        b.title = r[1];
+        b.setAttribute("aria-pressed", String(m.feedback === r[0]));
+        b.addEventListener("click", function () { rate(m, r[0]); });
+      });
+      if (u.fbDone) meta.appendChild(el("span", "", gettext("Thanks for your feedback!")));
+      if (u.fbOpen) {
+        var fb = box.appendChild(el("form", "fb"));
+        var comment = fb.appendChild(el("input"));
+        comment.setAttribute("aria-label", gettext("Tell us more (optional)"));
+        comment.placeholder = gettext("Tell us more (optional)");
+        comment.maxLength = 2000; comment.setAttribute("dir", "auto");
+        var sendFb = fb.appendChild(el("button", "", gettext("Send feedback")));
+        sendFb.type = "submit";
+        fb.addEventListener("submit", function (e) {
+          e.preventDefault();
+          send({ type: "feedback", message_id: m.id, rating: m.feedback, comment: comment.value.trim() });
+          ui[key] = { fbDone: true }; render();
+          focusIn(key, ".rate[aria-pressed=true]");
+        });
+      }
+    }
+    return box;
+  }
+  function items() {
+    var list = [];
+    var greet = cfg.greeting || interpolate(gettext("Hello! I am %(assistant)s. How can I help you today?"), { assistant: name() });
+    list.push({ key: "greeting", role: "assistant", text: greet, status: "complete" });
+    state.messages.forEach(function (m) {
+      if (!superseded(m)) list.push(Object.assign({ key: "m" + m.id }, m));
+    });
+    state.outbox.forEach(function (o) {
+      list.push({ key: "o" + o.client_id, role: "user", text: o.text, status: o.state, client_id: o.client_id, error: o.error, outbox: true });
+    });
+    return list;
+  }
+  var nodes = {}; // key -> {el, sig}
+  var renderQueued = false;
+  function render() {
+    renderQueued = false;
+    var atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+    var list = items(), seen = {};
+    list.forEach(function (m, i) {
+      var sig = JSON.stringify([m.text, m.status, m.citations, m.feedback, m.error, ui[m.key], language, m.created_at]);
+      var n = nodes[m.key];
+      if (!n || n.sig !== sig) {
+        var fresh = build(m);
+        if (n) {
+          // Keep keyboard focus on the same control when a message is rebuilt.
+          var FOCUSABLE = "button,input,a", at = -1;
+          if (root.activeElement && n.el.contains(root.activeElement)) at = [].indexOf.call(n.el.querySelectorAll(FOCUSABLE), root.activeElement);
+          log.replaceChild(fresh, n.el);
+          if (at >= 0) { var again = fresh.querySelectorAll(FOCUSABLE)[at] || input; again.focus(); }
+        }
+        n = nodes[m.key] = { el: fresh, sig: sig };
+      }
+      seen[m.key] = true;
+      if (log.children[i] !== n.el) log.insertBefore(n.el, log.children[i] || null);
+    });
+    Object.keys(nodes).forEach(function (k) { if (!seen[k]) { nodes[k].el.remove(); delete nodes[k]; } });
+    if (atEnd) log.scrollTop = log.scrollHeight;
+    var streaming = state.messages.some(active);
+    if (!streaming && root.activeElement === stopBtn) input.focus();
+    stopBtn.hidden = !streaming;
+    sendBtn.hidden = streaming;
+    scheduleStall();
+  }
+  function schedule() {
+    if (renderQueued) return;
+    renderQueued = true;
+    (window.requestAnimationFrame || setTimeout)(render);
+  }
+  function focusIn(key, selector) {
+    var n = nodes[key];
+    var target = n && n.el.querySelector(selector);
+    if (target) target.focus();
+  }
+  function announce(text) {
+    live.textContent = "";
+    setTimeout(function () { live.textContent = text.length > 600 ? text.slice(0, 600) + "…" : text; }, 50);
+  }
+  function copyText(m) {
+    var done = function () {
+      ui["m" + m.id] = Object.assign({}, ui["m" + m.id], { copied: true }); render();
+      announce(gettext("Copied"));
+      setTimeout(function () { if (ui["m" + m.id]) { ui["m" + m.id].copied = false; render(); } }, 2000);
+    };
+    if (navigator.clipboard && navigator.clipboard.writeText) navigator.clipboard.writeText(m.text).then(done, function () {});
+  }
+  function rate(m, rating) {
+    m.feedback = rating;
+    send({ type: "feedback", message_id: m.id, rating: rating, comment: "" });
+    ui["m" + m.id] = { fbOpen: true };
+    save(); render();
+    focusIn("m" + m.id, ".fb input");
+  }
+
+  // --- connection ----------------------------------------------------------------------------
+  var ws = null, ready = false, attempt = 0, failedOpens = 0, everReady = false;
+  var reconnectTimer = null, pingTimer = null, pongTimer = null, stallTimer = null, connTimer = null;
+  function setConn(text, bad) { conn.textContent = text; conn.classList.toggle("bad", !!bad); }
+  function send(frame) {
+    if (!ws || ws.readyState !== 1 || (!ready && frame.type !== "hello")) return false;
+    ws.send(JSON.stringify(frame));
+    return true;
+  }
+  function hello() {
+    var frame = { type: "hello", token: state.token || null, locale: language,
+      conversation_id: state.conversation_id || null, last_seen_id: state.conversation_id ? lastSeen() : null };
+    if (identity) frame.identity = identity;
+    send(frame);
+  }
+  function flushOutbox() {
+    state.outbox.forEach(function (o) {
+      if (o.state !== "failed" && send({ type: "message", client_id: o.client_id, text: o.text })) o.state = "sending";
+    });
+  }
+  function resend(clientId) {
+    state.outbox.forEach(function (o) { if (o.client_id === clientId) { o.state = "queued"; o.error = ""; } });
+    flushOutbox(); save(); render();
+  }
+  // A reply that makes no progress (its process died) is re-synchronised with a fresh hello.
+  function scheduleStall() {
+    clearTimeout(stallTimer);
+    if (ready && state.messages.some(active)) stallTimer = setTimeout(hello, 20000);
+  }
+  function heartbeat() {
+    clearInterval(pingTimer);
+    pingTimer = setInterval(function () {
+      if (!send({ type: "ping" })) return;
+      clearTimeout(pongTimer);
+      pongTimer = setTimeout(function () { if (ws) ws.close(); }, 10000);
+    }, 25000);
   }
   function connect() {
-    ws = new WebSocket(wsUrl);
-    ws.onopen = function () {
-      attempt = 0;
-      send({ type: "hello", token: state.token || null, locale: language || null,
-             conversation_id: state.conversation_id || null, last_seen_id: state.conversation_id ? lastSeen() : null });
-    };
-    ws.onmessage = function (ev) {
-      var f; try { f = JSON.parse(ev.data); } catch (e) { return; }
-      if (f.type === "welcome") {
-        ready = true; state.token = f.token; maxChars = f.limits.max_message_chars;
-        if (f.conversation_id) state.conversation_id = f.conversation_id;
-        f.messages.forEach(upsert); setDir(f.language); statusEl.textContent = "";
-        flushOutbox();
-      } else if (f.type === "ack") {
-        state.conversation_id = f.conversation_id;
-        var o = state.outbox.find(function (x) { return x.client_id === f.client_id; });
-        state.outbox = state.outbox.filter(function (x) { return x.client_id !== f.client_id; });
-        if (!byId(f.message_id)) upsert({ id: f.message_id, role: "user", text: o ? o.text : "", status: "complete", client_id: f.client_id });
-        if (f.reply_id && !byId(f.reply_id)) upsert({ id: f.reply_id, role: "assistant", text: "", status: "pending" });
-      } else if (f.type === "message") {
-        upsert(f.message);
-      } else if (f.type === "delta") {
-        var m = byId(f.message_id);
-        if (!m) { m = { id: f.message_id, role: "assistant", text: "", status: "streaming" }; upsert(m); }
-        if (f.offset <= m.text.length) m.text = m.text.slice(0, f.offset) + f.text;
-        else { ws.close(); return; }  // a gap: reconnect and take the stored text
-        m.status = "streaming"; emit("delta", f);
-      } else if (f.type === "done") {
-        var d = byId(f.message_id); if (d) d.status = f.status; emit("reply", d);
-      } else if (f.type === "error") {
-        if (f.code === "invalid_token") { state.token = null; state.conversation_id = null; save(); ws.close(); return; }
-        if (f.code === "conversation_not_found") { state.conversation_id = null; state.messages = []; save(); ws.close(); return; }
-        if (f.client_id) state.outbox.forEach(function (x) { if (x.client_id === f.client_id) x.state = "failed"; });
-        statusEl.textContent = f.message;
+    clearTimeout(reconnectTimer);
+    if (ws) return;
+    var sock = new WebSocket(wsUrl), opened = false;
+    ws = sock;
+    // Say "reconnecting" only if it takes a moment, so a quick resume does not flash.
+    clearTimeout(connTimer);
+    connTimer = setTimeout(function () {
+      if (!ready) setConn(everReady ? gettext("Connection lost. Reconnecting…") : gettext("Connecting…"), everReady);
+    }, everReady ? 1500 : 800);
+    sock.onopen = function () { opened = true; failedOpens = 0; hello(); };
+    sock.onmessage = function (ev) { if (ws === sock) onFrame(ev.data); };
+    sock.onclose = function () {
+      if (ws !== sock) return;
+      ws = null; ready = false;
+      clearInterval(pingTimer); clearTimeout(pongTimer); clearTimeout(stallTimer);
+      if (!opened && ++failedOpens === 3) {
+        console.warn("AutoGLM chat: cannot open " + wsUrl + ". If the server is up, it refuses pages from " +
+          location.origin + ": add that origin to CHAT_ALLOWED_ORIGINS on the chat server.");
       }
+      state.outbox.forEach(function (o) { if (o.state === "sending") o.state = "queued"; });
+      if (!navigator.onLine) setConn(gettext("You are offline. Messages will be sent when you are back online."), true);
+      var delay = Math.min(15000, 500 * Math.pow(2, attempt++)) * (0.7 + Math.random() * 0.6);
+      reconnectTimer = setTimeout(connect, delay);
       save(); render();
     };
-    ws.onclose = function () {
-      ready = false; statusEl.textContent = "…";
-      var delay = Math.min(10000, 500 * Math.pow(2, attempt++)) * (0.7 + Math.random() * 0.6);
-      setTimeout(connect, delay);
-    };
+  }
+  function reconnectNow() { attempt = 0; if (!ws) connect(); }
+  function onFrame(raw) {
+    var f;
+    try { f = JSON.parse(raw); } catch (e) { return; }
+    var m;
+    if (f.type === "welcome") {
+      ready = true; everReady = true; attempt = 0;
+      clearTimeout(connTimer); setConn("");
+      state.token = f.token;
+      if (f.limits && f.limits.max_message_chars) maxChars = f.limits.max_message_chars;
+      if (f.conversation_id) state.conversation_id = f.conversation_id;
+      // A streaming reply arrives with its text so far and replaces the local copy.
+      (f.messages || []).forEach(function (x) { upsert(x, true); });
+      flushOutbox(); heartbeat(); updateCount();
+      emit("ready", { conversation_id: state.conversation_id, language: f.language });
+    } else if (f.type === "ack") {
+      state.conversation_id = f.conversation_id;
+      var o = state.outbox.filter(function (x) { return x.client_id === f.client_id; })[0];
+      if (!byId(f.message_id)) {
+        upsert({ id: f.message_id, role: "user", text: o ? o.text : "", status: "complete", client_id: f.client_id, created_at: new Date().toISOString() });
+      }
+      state.outbox = state.outbox.filter(function (x) { return x.client_id !== f.client_id; });
+      if (f.reply_id && !byId(f.reply_id)) upsert({ id: f.reply_id, role: "assistant", text: "", status: "pending", reply_to: f.message_id, created_at: new Date().toISOString() });
+      emit("message", { id: f.message_id, client_id: f.client_id, conversation_id: f.conversation_id });
+    } else if (f.type === "message") {
+      upsert(f.message, true);
+    } else if (f.type === "delta") {
+      m = byId(f.message_id);
+      if (!m) { m = { id: f.message_id, role: "assistant", text: "", status: "streaming" }; upsert(m); }
+      if (f.offset > m.text.length) { ws.close(); return; } // a gap: reconnect and take the stored text
+      m.text = m.text.slice(0, f.offset) + f.text;
+      m.status = "streaming";
+      emit("delta", f);
+      save(); schedule();
+      return;
+    } else if (f.type === "done") {
+      m = byId(f.message_id);
+      if (m) {
+        m.status = f.status;
+        if (Array.isArray(f.citations)) m.citations = f.citations;
+        if (f.status === "complete") announce(interpolate(gettext("%(assistant)s replied: %(text)s"), { assistant: name(), text: m.text }));
+      }
+      emit("reply", m);
+    } else if (f.type === "error") {
+      if (f.code === "invalid_token" || f.code === "conversation_not_found") {
+        if (f.code === "invalid_token") state.token = null;
+        state.conversation_id = null; state.messages = [];
+        hello();
+      } else if (f.client_id) {
+        state.outbox.forEach(function (x) { if (x.client_id === f.client_id) { x.state = "failed"; x.error = f.message; } });
+      } else {
+        setConn(f.message, true);
+        setTimeout(function () { if (conn.textContent === f.message) setConn(""); }, 8000);
+      }
+      announce(f.message);
+      emit("error", { code: f.code, message: f.message });
+    } else if (f.type === "pong") {
+      clearTimeout(pongTimer);
+      return;
+    } else return;
+    save(); render();
   }
 
-  function open() { w.classList.add("open"); launch.setAttribute("aria-expanded", "true"); input.focus(); emit("open"); }
-  function close() { w.classList.remove("open"); launch.setAttribute("aria-expanded", "false"); launch.focus(); emit("close"); }
-  launch.addEventListener("click", function () { w.classList.contains("open") ? close() : open(); });
-  root.querySelector(".close").addEventListener("click", close);
-  w.addEventListener("keydown", function (e) { if (e.key === "Escape") close(); });
-  stopBtn.addEventListener("click", function () { send({ type: "cancel" }); });
+  // --- composer ------------------------------------------------------------------------------
+  function updateCount() {
+    var n = input.value.length, left = maxChars - n;
+    count.classList.toggle("over", left < 0);
+    sendBtn.setAttribute("aria-disabled", String(left < 0));
+    if (left < 0) count.textContent = interpolate(ngettext("%(count)s character too many", "%(count)s characters too many", -left), { count: -left });
+    else if (left <= Math.max(100, maxChars / 10)) count.textContent = interpolate(ngettext("%(count)s character left", "%(count)s characters left", left), { count: left });
+    else count.textContent = "";
+  }
+  function grow() { input.style.height = "auto"; input.style.height = Math.min(input.scrollHeight + 2, 140) + "px"; }
+  input.addEventListener("input", function () { updateCount(); grow(); });
   input.addEventListener("keydown", function (e) {
-    if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); root.querySelector("form").requestSubmit(); }
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) { e.preventDefault(); submit(); }
   });
-  input.addEventListener("input", function () {
-    var left = maxChars - input.value.length;
-    statusEl.textContent = left < 200 ? left + " / " + maxChars : "";
-  });
-  root.querySelector("form").addEventListener("submit", function (e) {
-    e.preventDefault();
+  form.addEventListener("submit", function (e) { e.preventDefault(); submit(); });
+  function newId() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
+  }
+  function submit() {
     var text = input.value.trim();
     if (!text || text.length > maxChars) return;
-    var id = (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random()).replace(/[^A-Za-z0-9-]/g, "");
-    state.outbox.push({ client_id: id, text: text, state: "sending" });
-    input.value = ""; save(); render();
-    if (ready) send({ type: "message", client_id: id, text: text });
+    var o = { client_id: newId(), text: text, state: "queued" };
+    state.outbox.push(o);
+    input.value = ""; updateCount(); grow();
+    flushOutbox(); saveNow(); render();
+  }
+  stopBtn.addEventListener("click", function () {
+    var streaming = state.messages.filter(active);
+    send(streaming.length === 1 ? { type: "cancel", message_id: streaming[0].id } : { type: "cancel" });
+    input.focus();
   });
 
-  document.body.appendChild(host);
-  render();
-  connect();
-  window.AutoGLM = {
-    open: open, close: close,
-    setLocale: function (l) { language = l; setDir(l); if (ws) ws.close(); },
-    newConversation: function () { state.conversation_id = null; state.messages = []; save(); render(); if (ws) ws.close(); },
-    on: function (name, f) { (listeners[name] = listeners[name] || []).push(f); },
+  // --- panel, language, public API -------------------------------------------------------------
+  function open() {
+    if (!panel.hidden) return;
+    panel.hidden = false; w.classList.add("open");
+    launch.setAttribute("aria-expanded", "true");
+    render(); log.scrollTop = log.scrollHeight;
+    input.focus();
+    emit("open");
+  }
+  function close() {
+    if (panel.hidden) return;
+    panel.hidden = true; w.classList.remove("open");
+    launch.setAttribute("aria-expanded", "false");
+    launch.focus();
+    emit("close");
+  }
+  launch.addEventListener("click", function () { panel.hidden ? open() : close(); });
+  closeBtn.addEventListener("click", close);
+  w.addEventListener("keydown", function (e) { if (e.key === "Escape" && !panel.hidden) { e.preventDefault(); close(); } });
+  newBtn.addEventListener("click", function () { newConversation(); input.focus(); });
+  langSel.addEventListener("change", function () { setLocale(langSel.value, true); });
+  function newConversation() {
+    state.conversation_id = null; state.messages = []; state.outbox = []; ui = {};
+    saveNow(); render();
+    if (ready) hello();
+    emit("new_conversation");
+  }
+  var catalogs = {};
+  function fetchCatalog(code) {
+    if (!catalogs[code]) {
+      catalogs[code] = fetch(server + "/jsi18n/" + encodeURIComponent(code) + "/", { credentials: "omit" })
+        .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+        .catch(function () { delete catalogs[code]; return null; });
+    }
+    return catalogs[code];
+  }
+  function setLocale(code, byVisitor) {
+    var chosen = supported(code);
+    if (!chosen) return Promise.resolve(language);
+    if (byVisitor) { try { localStorage.setItem(choiceKey, chosen); } catch (e) { /* private mode */ } }
+    return fetchCatalog(chosen).then(function (json) {
+      setCatalog(json);
+      language = chosen;
+      setDir(chosen); applyStrings(); render();
+      if (ready) hello();
+      emit("locale", chosen);
+      return chosen;
+    });
+  }
+  window.addEventListener("online", reconnectNow);
+  window.addEventListener("offline", function () { if (!ready) setConn(gettext("You are offline. Messages will be sent when you are back online."), true); });
+  window.addEventListener("pagehide", saveNow);
+  // Another tab started a new conversation or stored newer messages: follow it.
+  window.addEventListener("storage", function (e) {
+    if (e.key !== storeKey || !e.newValue) return;
+    var other;
+    try { other = JSON.parse(e.newValue); } catch (err) { return; }
+    if (other.conversation_id !== state.conversation_id) {
+      state.conversation_id = other.conversation_id; state.token = other.token || state.token;
+      state.messages = other.messages || []; render();
+      if (ready) hello();
+    }
+  });
+
+  var api = {
+    open: open,
+    close: close,
+    toggle: function () { panel.hidden ? open() : close(); },
+    setLocale: function (code) { return setLocale(code, false); },
+    identify: function (who) {
+      identity = who ? { id: String(who.id || ""), name: who.name || "", email: who.email || "", signature: who.signature || "" } : null;
+      if (ready) hello();
+    },
+    on: function (event, f) {
+      (listeners[event] = listeners[event] || []).push(f);
+      return function () { listeners[event] = (listeners[event] || []).filter(function (g) { return g !== f; }); };
+    },
+    newConversation: newConversation,
   };
+
+  function start(conf) {
+    if (conf) Object.assign(site, conf);
+    if (conf && conf.origin_allowed === false) {
+      console.error("AutoGLM chat: this page's origin " + location.origin + " is not allowed to embed the chat of " +
+        server + ". Add it to CHAT_ALLOWED_ORIGINS on the chat server (docs/widget.md).");
+      window.AutoGLM = { refused: true, open: function () {}, close: function () {}, setLocale: function () {}, identify: function () {}, on: function () { return function () {}; } };
+      window.dispatchEvent(new CustomEvent("autoglm:refused"));
+      return;
+    }
+    maxChars = site.max_message_chars || maxChars;
+    language = pickLocale();
+    setDir(language);
+    fetchCatalog(language).then(function (json) {
+      setCatalog(json);
+      applyStrings();
+      document.body.appendChild(hostEl);
+      render();
+      connect();
+      window.dispatchEvent(new CustomEvent("autoglm:ready"));
+      if (data.open === "true") open();
+    });
+  }
+  window.AutoGLM = api;
+  fetch(server + "/chat/config", { credentials: "omit" })
+    .then(function (r) { return r.ok ? r.json() : null; })
+    .catch(function () { return null; })
+    .then(start);
 })();
