@@ -35,12 +35,20 @@ async def _channel_layer() -> dict[str, Any]:
 async def _llm() -> dict[str, Any]:
     statuses = await get_backend().check()
     endpoints = [
-        {"name": s.name, "ok": s.ok, "detail": s.detail, "latency_ms": s.latency_ms}
+        {
+            "name": s.name,
+            "ok": s.ok,
+            "state": s.state or ("up" if s.ok else "down"),
+            "detail": s.detail,
+            "latency_ms": None if s.latency_ms is None else round(s.latency_ms, 1),
+        }
         for s in statuses
     ]
     if not any(s.ok for s in statuses):
         raise RuntimeError("no LLM endpoint is available")
-    return {"endpoints": endpoints}
+    # Only the knowledge-base fallback answers: still ready (visitors get an honest reply).
+    degraded = not any(s.ok and s.state != "fallback" for s in statuses)
+    return {"endpoints": endpoints, "degraded": degraded}
 
 
 async def _timed(check: Any) -> dict[str, Any]:

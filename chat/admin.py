@@ -7,7 +7,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from chat.models import Conversation, Feedback, Message, Visitor
+from chat.models import Conversation, DecodingPreset, Feedback, Message, Visitor
 
 
 class MessageInline(admin.TabularInline):
@@ -76,3 +76,19 @@ class FeedbackAdmin(admin.ModelAdmin):
     list_display = ("message", "rating", "comment", "created_at")
     list_filter = ("rating",)
     raw_id_fields = ("message",)
+
+
+@admin.register(DecodingPreset)
+class DecodingPresetAdmin(admin.ModelAdmin):
+    list_display = (
+        "task",
+        "assistant",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "presence_penalty",
+        "frequency_penalty",
+        "updated_at",
+    )
+    list_filter = ("task",)
+    search_fields = ("assistant",)

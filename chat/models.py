@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -146,3 +148,94 @@ class Feedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rating} on #{self.message_id}"
+
+
+class DecodingPreset(models.Model):
+    """Sampling for one kind of reply, editable in the admin within sane bounds."""
+
+    class Task(models.TextChoices):
+        SUPPORT_ANSWER = "support_answer", _("Factual support answer")
+        SMALL_TALK = "small_talk", _("Small talk")
+        SUMMARY = "summary", _("Summarisation")
+
+    assistant = models.CharField(
+        _("assistant"),
+        max_length=100,
+        blank=True,
+        help_text=_("The assistant's name; empty applies to every assistant."),
+    )
+    task = models.CharField(_("task"), max_length=32, choices=Task.choices)
+    temperature = models.FloatField(
+        _("temperature"), default=0.3, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)]
+    )
+    top_p = models.FloatField(
+        _("top p"), default=0.9, validators=[MinValueValidator(0.05), MaxValueValidator(1.0)]
+    )
+    max_tokens = models.PositiveIntegerField(
+        _("max tokens"), default=512, validators=[MinValueValidator(16), MaxValueValidator(4096)]
+    )
+    presence_penalty = models.FloatField(
+        _("presence penalty"),
+        default=0.0,
+        validators=[MinValueValidator(-2.0), MaxValueValidator(2.0)],
+    )
+    frequency_penalty = models.FloatField(
+        _("frequency penalty"),
+        default=0.0,
+        validators=[MinValueValidator(-2.0), MaxValueValidator(2.0)],
+    )
+    stop = models.TextField(
+        _("stop sequences"), blank=True, help_text=_("One per line; at most four.")
+    )
+    seed = models.PositiveIntegerField(_("seed"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("decoding preset")
+        verbose_name_plural = _("decoding presets")
+        ordering = ["assistant", "task"]
+        constraints = [
+            models.UniqueConstraint(fields=["assistant", "task"], name="decoding_preset_unique"),
+            models.CheckConstraint(
+                condition=Q(temperature__gte=0.0, temperature__lte=2.0),
+                name="decoding_preset_temperature_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(top_p__gt=0.0, top_p__lte=1.0), name="decoding_preset_top_p_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_tokens__gte=16, max_tokens__lte=4096),
+                name="decoding_preset_max_tokens_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.assistant or '*'} / {self.get_task_display()}"
+
+    def stop_sequences(self) -> tuple[str, ...]:
+        return tuple(line for line in self.stop.splitlines() if line.strip())
+
+    def clean(self) -> None:
+        if len(self.stop_sequences()) > 4:
+            raise ValidationError({"stop": _("At most four stop sequences.")})
+
+
+class TurnKnowledge(models.Model):
+    """The knowledge a visitor's message was given in the prompt, stored so that the message
+    is rendered identically (with it) in every later prompt: the prefix cache stays valid."""
+
+    message = models.OneToOneField(
+        Message,
+        on_delete=models.CASCADE,
+        related_name="prompt_knowledge",
+        verbose_name=_("message"),
+    )
+    snippets = models.JSONField(_("snippets"), default=list)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("knowledge given with a message")
+        verbose_name_plural = _("knowledge given with messages")
+
+    def __str__(self) -> str:
+        return f"knowledge for #{self.message_id}"

@@ -1,14 +1,27 @@
-"""Prompt assembly: a byte-stable system prompt, then history verbatim, within a token budget."""
+"""Prompt assembly that keeps the engine's prefix cache hot: turn N+1 starts with turn N's tokens.
+
+- the system prompt is byte-stable per (assistant, language);
+- history is appended verbatim in its stored form, and a user turn is always rendered with the
+  knowledge it was given (stored with it), so it reads the same in every later prompt;
+- retrieved knowledge goes with the newest user turn, after the history, never at the top;
+- over the token budget (counted with the model's own tokenizer when the backend has one), old
+  turns go in large fixed steps counted from the start, so the kept prefix stays the same for
+  many turns instead of shifting every turn.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.utils import translation
 
-from chat.llm.base import ChatTurn
-from chat.models import Message
+from chat.llm.base import ChatTurn, Sampling
+from chat.models import DecodingPreset, Message, TurnKnowledge
+
+logger = logging.getLogger(__name__)
 
 _SYSTEM_PROMPT = (
     "You are {name}, the customer-service assistant of this company. Answer briefly and "
@@ -16,6 +29,31 @@ _SYSTEM_PROMPT = (
     "and suggest contacting human support. Reply in the language of the visitor's latest "
     "message (the conversation language is {language})."
 )
+
+# Chat-template markup around each turn (role tags, separators), in tokens.
+TURN_OVERHEAD_TOKENS = 5
+
+DROP_STEP_TURNS = 8
+
+
+@dataclass(frozen=True)
+class KnowledgeSnippet:
+    """A knowledge-base excerpt given to the model with a question."""
+
+    title: str
+    url: str
+    text: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"title": self.title, "url": self.url, "text": self.text}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> KnowledgeSnippet:
+        return cls(
+            title=str(data.get("title", "")),
+            url=str(data.get("url", "")),
+            text=str(data.get("text", "")),
+        )
 
 
 def system_prompt(*, language: str) -> str:
@@ -30,26 +68,136 @@ def token_estimate(text: str) -> int:
     return wide + (len(text) - wide) // 4 + 1
 
 
-DROP_STEP_TURNS = 8
+def user_turn_text(question: str, knowledge: Sequence[KnowledgeSnippet] = ()) -> str:
+    """A visitor's question with the knowledge retrieved for it, after the question.
+
+    Deterministic: the same question and snippets always give the same bytes, so the turn
+    reads identically when it is history in later prompts.
+    """
+    if not knowledge:
+        return question
+    parts = [question, "", "[Knowledge base excerpts for this question; cite the links you use]"]
+    for number, snippet in enumerate(knowledge, start=1):
+        link = f" <{snippet.url}>" if snippet.url else ""
+        parts.append(f"({number}) {snippet.title.strip()}{link}\n{snippet.text.strip()}")
+    return "\n".join(parts)
 
 
-def prompt_build(*, language: str, history: Sequence[Message]) -> list[ChatTurn]:
+def prompt_build(
+    *,
+    language: str,
+    history: Sequence[Message],
+    knowledge: Sequence[KnowledgeSnippet] = (),
+    past_knowledge: Mapping[int, Sequence[KnowledgeSnippet]] | None = None,
+    count_tokens: Callable[[str], int] | None = None,
+) -> list[ChatTurn]:
     """System prompt + stored turns, verbatim, within the context budget.
 
+    `knowledge` goes with the newest user turn (the last of `history`); `past_knowledge` maps
+    earlier user messages' ids to the knowledge they were given (stored), rendered the same way.
     Over budget, the oldest turns go in steps of DROP_STEP_TURNS counted from the start of
     the conversation, so the kept prefix stays identical for many turns (prefix cache reuse)
     instead of shifting by one turn every time.
     """
-    turns = [
-        ChatTurn(role="user" if m.role == Message.Role.USER else "assistant", content=m.text)
-        for m in history
-    ]
+    past = past_knowledge or {}
+    count = count_tokens or token_estimate
+    turns: list[ChatTurn] = []
+    last = len(history) - 1
+    for index, message in enumerate(history):
+        if message.role == Message.Role.USER:
+            given = knowledge if index == last else past.get(message.pk, ())
+            turns.append(ChatTurn(role="user", content=user_turn_text(message.text, given)))
+        else:
+            turns.append(ChatTurn(role="assistant", content=message.text))
     system = ChatTurn(role="system", content=system_prompt(language=language))
-    budget = settings.CHAT_CONTEXT_BUDGET_TOKENS - token_estimate(system.content)
-    sizes = [token_estimate(turn.content) for turn in turns]
+    budget = settings.CHAT_CONTEXT_BUDGET_TOKENS - count(system.content) - TURN_OVERHEAD_TOKENS
+    sizes = [count(turn.content) + TURN_OVERHEAD_TOKENS for turn in turns]
     start = 0
     while start < len(turns) - 1 and sum(sizes[start:]) > budget:
         start = min(start + DROP_STEP_TURNS, len(turns) - 1)
     while start < len(turns) - 1 and turns[start].role != "user":
         start += 1
     return [system, *turns[start:]]
+
+
+def naive_prompt_build(
+    *,
+    language: str,
+    history: Sequence[Message],
+    knowledge: Sequence[KnowledgeSnippet] = (),
+    turn_number: int = 0,
+) -> list[ChatTurn]:
+    """The layout the product avoids, for bench/prefix_reuse.py only: knowledge and a turn
+    counter in the system prompt at the top, history re-rendered with labels."""
+    lines = [system_prompt(language=language), f"Turn {turn_number}."]
+    if knowledge:
+        lines.append("Knowledge:")
+        lines.extend(f"- {s.title} <{s.url}>: {s.text}" for s in knowledge)
+    turns = [ChatTurn(role="system", content="\n".join(lines))]
+    for message in history:
+        if message.role == Message.Role.USER:
+            turns.append(ChatTurn(role="user", content=f"Visitor: {message.text}"))
+        else:
+            turns.append(ChatTurn(role="assistant", content=message.text))
+    return turns
+
+
+def preset_sampling(*, task: str, assistant: str | None = None) -> Sampling:
+    """The admin's decoding preset for a task (this assistant's, else everyone's), else defaults."""
+    name = settings.CHAT_ASSISTANT_NAME if assistant is None else assistant
+    rows = DecodingPreset.objects.filter(task=task, assistant__in=[name, ""])
+    presets = {preset.assistant: preset for preset in rows}
+    preset = presets.get(name) or presets.get("")
+    if preset is None:
+        return Sampling()
+    return Sampling(
+        temperature=preset.temperature,
+        top_p=preset.top_p,
+        max_tokens=preset.max_tokens,
+        stop=preset.stop_sequences(),
+        presence_penalty=preset.presence_penalty,
+        frequency_penalty=preset.frequency_penalty,
+        seed=preset.seed,
+    )
+
+
+def turn_knowledge(*, question: Message | None, language: str) -> list[KnowledgeSnippet]:
+    """The knowledge for a visitor's message: retrieved once, then stored with the message,
+    so a regenerated reply and every later prompt see exactly the same text."""
+    if question is None:
+        return []
+    stored = TurnKnowledge.objects.filter(message=question).first()
+    if stored is not None:
+        return [KnowledgeSnippet.from_dict(item) for item in stored.snippets]
+    snippets = _knowledge_search(query=question.text, language=language)
+    TurnKnowledge.objects.get_or_create(
+        message=question, defaults={"snippets": [s.as_dict() for s in snippets]}
+    )
+    return snippets
+
+
+def knowledge_given(*, messages: Sequence[Message]) -> dict[int, list[KnowledgeSnippet]]:
+    """The stored knowledge of earlier visitor messages, by message id."""
+    rows = TurnKnowledge.objects.filter(message__in=[m.pk for m in messages])
+    return {
+        row.message_id: [KnowledgeSnippet.from_dict(item) for item in row.snippets] for row in rows
+    }
+
+
+def _knowledge_search(*, query: str, language: str) -> list[KnowledgeSnippet]:
+    limit = int(settings.LLM_PROMPT_KNOWLEDGE_LIMIT)
+    if limit < 1 or not query.strip():
+        return []
+    try:
+        from knowledge.search import chunk_search  # built in parallel; optional
+    except ImportError:
+        return []
+    try:
+        hits = chunk_search(query=query, language=language, limit=limit)
+    except Exception:  # a reply without knowledge beats no reply
+        logger.exception("knowledge search failed; answering without knowledge")
+        return []
+    return [
+        KnowledgeSnippet(title=str(hit.title), url=str(hit.url), text=str(hit.snippet))
+        for hit in hits[:limit]
+    ]

@@ -25,8 +25,8 @@ from chat import selectors, services
 from chat.live import get_live_text
 from chat.llm import get_backend
 from chat.llm.base import Chunk, CompletionRequest, LLMError, Usage
-from chat.models import Conversation, Message
-from chat.prompts import prompt_build
+from chat.models import Conversation, DecodingPreset, Message
+from chat.prompts import knowledge_given, preset_sampling, prompt_build, turn_knowledge
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +77,23 @@ async def conversation_resume(*, conversation: Conversation) -> None:
 def _prompt_for(reply: Message) -> CompletionRequest:
     conversation = Conversation.objects.get(pk=reply.conversation_id)
     history = selectors.prompt_history(reply=reply)
-    messages = prompt_build(language=conversation.language, history=history)
-    return CompletionRequest(messages=messages, affinity_key=str(conversation.pk))
+    question = history[-1] if history and history[-1].role == Message.Role.USER else None
+    knowledge = turn_knowledge(question=question, language=conversation.language)
+    past = knowledge_given(messages=[m for m in history[:-1] if m.role == Message.Role.USER])
+    messages = prompt_build(
+        language=conversation.language,
+        history=history,
+        knowledge=knowledge,
+        past_knowledge=past,
+        count_tokens=get_backend().token_counter(),
+    )
+    return CompletionRequest(
+        messages=messages,
+        sampling=preset_sampling(task=DecodingPreset.Task.SUPPORT_ANSWER),
+        affinity_key=str(conversation.pk),
+        language=conversation.language,
+        query=question.text if question is not None else "",
+    )
 
 
 class ReplyRunner:

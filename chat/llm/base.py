@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -33,6 +33,10 @@ class CompletionRequest:
     sampling: Sampling = field(default_factory=Sampling)
     # Stable per conversation: lets a backend keep a conversation on one replica (KV cache).
     affinity_key: str = ""
+    # The conversation language (a LANGUAGES code), for replies a backend writes itself.
+    language: str = ""
+    # The visitor's newest message as typed (no knowledge attached): for knowledge fallbacks.
+    query: str = ""
 
 
 @dataclass
@@ -49,6 +53,8 @@ class Chunk:
     text: str = ""
     usage: Usage | None = None
     backend_ttft_ms: float | None = None
+    # On the last chunk: "stop", "length" (max_tokens reached), "cancelled", or None.
+    finish_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ class BackendStatus:
     ok: bool
     detail: str = ""
     latency_ms: float | None = None
+    # "up", "down", "circuit_open" (the router stopped sending to it for a while), "fallback".
+    state: str = ""
 
 
 class LLMError(Exception):
@@ -80,3 +88,10 @@ class LLMBackend(ABC):
     @abstractmethod
     async def check(self) -> list[BackendStatus]:
         """Report each endpoint's state for /readyz and `manage.py llm_check`."""
+
+    def token_counter(self) -> Callable[[str], int] | None:
+        """A function counting tokens with the model's own tokenizer, when the backend has one.
+
+        Called from synchronous code (prompt assembly runs in a worker thread).
+        """
+        return None

@@ -24,7 +24,7 @@ def reply_for(request: CompletionRequest) -> str:
     user_turns = [turn.content for turn in request.messages if turn.role == "user"]
     if not user_turns:
         return "Hello! How can I help you today?"
-    newest = user_turns[-1]
+    newest = request.query or user_turns[-1]
     text = f"You asked: «{newest}». This is question {len(user_turns)} of our conversation."
     if len(user_turns) > 1:
         text += f" Earlier you asked: «{user_turns[0]}»."
