@@ -20,6 +20,7 @@ run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py compilemessages --ignore=.venv >/dev/null
 	$(PY) manage.py collectstatic --noinput >/dev/null
+	$(PY) manage.py kb_import knowledge/fixtures/demo_articles.jsonl
 	$(PY) manage.py demo_setup --url http://$(HOST):$(PORT)/
 	$(PY) -m daphne -b $(HOST) -p $(PORT) autoglm_site.asgi:application
 

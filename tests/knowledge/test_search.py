@@ -1,0 +1,135 @@
+"""Hybrid search: contract, published only, cross-language, keyword side per language."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from knowledge.models import Article
+from knowledge.search import SearchHit, chunk_search
+from knowledge.services import articles_import
+
+pytestmark = pytest.mark.django_db
+
+ARTICLES = [
+    {
+        "id": "pw",
+        "lang": "en",
+        "title": "Resetting your password",
+        "body": "Click Forgot password on the sign-in page; the reset link expires after an hour.",
+        "url": "https://help.example/en/pw",
+    },
+    {
+        "id": "refunds",
+        "lang": "en",
+        "title": "Refund policy",
+        "body": "Cancel within 30 days of your first payment for a full refund of your money.",
+    },
+    {
+        "id": "storage",
+        "lang": "en",
+        "title": "Storage limits",
+        "body": "The Free plan includes 5 GB of storage; Team includes 1 TB per user.",
+    },
+    {
+        "id": "export",
+        "lang": "de",
+        "title": "Alle Daten exportieren",
+        "body": "Administratoren können ein ZIP-Archiv aller Dateien anfordern.",
+    },
+    {
+        "id": "storage",
+        "lang": "zh-hans",
+        "title": "存储限制",
+        "body": "免费套餐包含 5 GB 存储空间。",
+    },
+]
+
+
+@pytest.fixture
+def knowledge() -> None:
+    articles_import(lines=[json.dumps(a, ensure_ascii=False) for a in ARTICLES])
+
+
+def test_search_hit_is_a_frozen_dataclass_with_the_agreed_fields() -> None:
+    names = [f.name for f in dataclasses.fields(SearchHit)]
+    assert names[:6] == ["article_id", "title", "url", "snippet", "language", "score"]
+    hit = SearchHit("a", "t", "u", "s", "en", 1.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        hit.score = 2.0  # type: ignore[misc]
+
+
+@pytest.mark.usefixtures("knowledge")
+def test_best_hit_carries_the_import_id_title_url_and_language() -> None:
+    hits = chunk_search(query="how do I reset my password", language="en", limit=3)
+    assert hits[0].article_id == "pw"
+    assert hits[0].title == "Resetting your password"
+    assert hits[0].url == "https://help.example/en/pw"
+    assert hits[0].language == "en"
+    assert "Forgot password" in hits[0].snippet
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert len({h.article_id for h in hits}) == len(hits) <= 3
+
+
+@pytest.mark.usefixtures("knowledge")
+@pytest.mark.parametrize(
+    ("query", "language", "expected"),
+    [
+        ("如何重置密码", "zh-hans", "pw"),
+        ("كيف أستعيد أموالي؟ أريد استرداد المبلغ", "ar", "refunds"),
+        ("¿Cómo restablezco mi contraseña?", None, "pw"),
+        ("How can I export all my data as an archive?", "en", "export"),
+    ],
+)
+def test_a_question_finds_an_article_that_exists_only_in_another_language(
+    query: str, language: str | None, expected: str
+) -> None:
+    hits = chunk_search(query=query, language=language, limit=2)
+    assert expected in [hit.article_id for hit in hits]
+
+
+@pytest.mark.usefixtures("knowledge")
+def test_the_chunk_in_the_query_language_is_shown_when_the_article_has_one() -> None:
+    hits = chunk_search(query="存储空间有多大", language="zh-hans", limit=1)
+    assert hits[0].article_id == "storage"
+    assert hits[0].language == "zh-hans"
+    assert hits[0].title == "存储限制"
+
+
+@pytest.mark.usefixtures("knowledge")
+def test_drafts_are_never_returned() -> None:
+    Article.objects.filter(external_id="pw").update(status=Article.Status.DRAFT)
+    hits = chunk_search(query="reset my password", language="en", limit=10)
+    assert "pw" not in [hit.article_id for hit in hits]
+
+
+@pytest.mark.usefixtures("knowledge")
+def test_keyword_side_finds_only_the_chunks_containing_the_terms() -> None:
+    from knowledge.models import Chunk
+    from knowledge.search import _keyword_ranking
+    from knowledge.text import tokenize
+
+    export_chunks = set(
+        Chunk.objects.filter(article__external_id="export").values_list("id", flat=True)
+    )
+    assert set(_keyword_ranking(tokenize("ZIP-Archiv", language="de"), 10)) == export_chunks
+    assert set(_keyword_ranking(tokenize("存储", language="zh-hans"), 10)) == set(
+        Chunk.objects.filter(language="zh-hans").values_list("id", flat=True)
+    )
+    assert _keyword_ranking(tokenize("Quantencomputer", language="de"), 10) == []
+
+
+@pytest.mark.usefixtures("knowledge")
+def test_article_without_external_id_is_reported_by_primary_key() -> None:
+    article = Article.objects.get(external_id="refunds")
+    Article.objects.filter(pk=article.pk).update(external_id=None)
+    hits = chunk_search(query="full refund of my money", language="en", limit=1)
+    assert hits[0].article_id == str(article.pk)
+
+
+@pytest.mark.django_db
+def test_empty_query_or_empty_base_gives_no_hits() -> None:
+    assert chunk_search(query="   ", language="en", limit=5) == []
+    assert chunk_search(query="password", language="en", limit=5) == []
