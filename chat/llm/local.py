@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import contextlib
 import hashlib
@@ -332,10 +333,27 @@ _engines_lock = threading.Lock()
 def engine_for(model: ModelFile) -> _Engine:
     """The process's engine for a model file: loaded once, shared by every event loop."""
     with _engines_lock:
+        if not _engines and not _vocabs:
+            atexit.register(_close_all)
         engine = _engines.get(model)
         if engine is None:
             engine = _engines[model] = _Engine(model)
         return engine
+
+
+_vocab_models: list[Any] = []
+
+
+def _close_all() -> None:
+    """Free llama.cpp models before interpreter shutdown (their finalisers fail after it)."""
+    for engine in list(_engines.values()):
+        if engine.llama is not None:
+            with contextlib.suppress(Exception):
+                engine.llama.close()
+        engine.executor.shutdown(wait=False, cancel_futures=True)
+    for vocab in _vocab_models:
+        with contextlib.suppress(Exception):
+            vocab.close()
 
 
 class LocalBackend(LLMBackend):
@@ -440,7 +458,10 @@ def _vocab_counter(model: ModelFile) -> Callable[[str], int] | None:
             try:
                 from llama_cpp import Llama
 
+                if not _engines and not _vocabs:
+                    atexit.register(_close_all)
                 vocab = Llama(model_path=str(model.path), vocab_only=True, verbose=False)
+                _vocab_models.append(vocab)
                 lock = threading.Lock()
 
                 def count(text: str) -> int:

