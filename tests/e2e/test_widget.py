@@ -257,7 +257,8 @@ def test_keyboard_only_flow(chat_server: ChatServer, new_page: Any) -> None:
     assert w(page, "[aria-live=polite]").count() >= 1
     page.keyboard.type("Two lines:")
     page.keyboard.press("Shift+Enter")
-    page.keyboard.type(LONG_QUESTION)
+    # Long enough (a reply of ~250 tokens) that it still streams when Stop is pressed.
+    page.keyboard.insert_text(" ".join([LONG_QUESTION] * 6))
     assert "\n" in w(page, "textarea").input_value()
     page.keyboard.press("Enter")
     w(page, ".stop").wait_for()

@@ -676,11 +676,8 @@
     input.value = ""; updateCount(); grow();
     flushOutbox(); saveNow(); render();
   }
-  stopBtn.addEventListener("click", function () {
-    var streaming = state.messages.filter(active);
-    send(streaming.length === 1 ? { type: "cancel", message_id: streaming[0].id } : { type: "cancel" });
-    input.focus();
-  });
+  // No message_id: stop every active reply of the conversation, also one regenerated meanwhile.
+  stopBtn.addEventListener("click", function () { send({ type: "cancel" }); input.focus(); });
 
   // --- panel, language, public API -------------------------------------------------------------
   function open() {
