@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +12,15 @@ from knowledge.search import SearchHit, chunk_search
 
 
 def _record(hit: SearchHit) -> dict[str, Any]:
-    data = asdict(hit)
-    data["id"] = data.pop("article_id")
-    data["lang"] = data.pop("language")
-    return data
+    return {
+        "id": hit.article_id,
+        "lang": hit.language,
+        "score": hit.score,
+        "similarity": hit.similarity,
+        "title": hit.title,
+        "url": hit.url,
+        "snippet": hit.snippet,
+    }
 
 
 def _for_terminal(text: str) -> str:
