@@ -60,7 +60,9 @@ chromium:
 	  { echo "chromium is needed for the browser tests: apt-get install chromium" >&2; exit 1; }; }
 
 test: install redis chromium
+	$(PY) manage.py compilemessages --ignore=.venv >/dev/null
 	TEST_REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest
+	$(PY) scripts/check_catalogues.py
 	$(MAKE) lint typecheck
 
 test-fast: install

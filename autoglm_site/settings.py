@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "rosetta",
     "chat",
     "knowledge",
 ]
@@ -76,7 +77,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    "autoglm_site.middleware.InterfaceLanguageMiddleware",  # LocaleMiddleware, our order
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -177,6 +178,30 @@ USE_I18N = True
 USE_TZ = True
 TIME_ZONE = "UTC"
 MODELTRANSLATION_DEFAULT_LANGUAGE = LANGUAGE_CODE
+
+# --- Interface languages --------------------------------------------------------------------
+# Pages choose their language: the visitor's choice (the cookie set by /i18n/setlang/) > the URL
+# prefix (/fr/) > Accept-Language (regional tags mapped by chat.language) > LANGUAGE_CODE.
+LANGUAGE_COOKIE_NAME = "django_language"
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+# Compiled catalogues (.mo) are checked this often and reloaded when they changed (a
+# translator saved in Rosetta); 0 turns the check off.
+LOCALE_RELOAD_SECONDS = env_float("LOCALE_RELOAD_SECONDS", 2.0, minimum=0)
+# Translators edit the catalogues in the browser at /rosetta/ (django-rosetta): only the
+# interface languages other than the source language of the strings, only the project's own
+# catalogues, and only the Translators group and superusers.
+ROSETTA_LANGUAGES = [(code, name) for code, name in LANGUAGES if code != "en"]
+ROSETTA_MESSAGES_SOURCE_LANGUAGE_CODE = "en"
+ROSETTA_MESSAGES_SOURCE_LANGUAGE_NAME = "English"
+ROSETTA_ACCESS_CONTROL_FUNCTION = "autoglm_site.translators.can_translate"
+ROSETTA_LOGIN_URL = "/admin/login/"
+ROSETTA_SHOW_AT_ADMIN_PANEL = True
+ROSETTA_AUTO_COMPILE = True  # saving writes the .mo next to the .po
+ROSETTA_POFILENAMES = ("django.po", "djangojs.po")
+ROSETTA_EXCLUDED_APPLICATIONS = ("rosetta",)
+ROSETTA_MESSAGES_PER_PAGE = 25
+ROSETTA_ENABLE_TRANSLATION_SUGGESTIONS = False  # nothing leaves the server
 
 # --- Static files ---------------------------------------------------------------------------
 STATIC_URL = "static/"

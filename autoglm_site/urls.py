@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from django.conf.urls.i18n import i18n_patterns
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path, re_path
+from django.views.i18n import set_language
 
-from autoglm_site import views
+from autoglm_site import translators, views
 from chat import embed
 
 urlpatterns = [
@@ -16,4 +18,13 @@ urlpatterns = [
     path("chat/config", embed.widget_config, name="chat-widget-config"),
     path("jsi18n/<str:lang>/", embed.widget_catalog, name="chat-widget-catalog"),
     path("admin/", admin.site.urls),
+    # Interface languages: the visitor's choice (a cookie) and the translators' pages.
+    path("i18n/setlang/", set_language, name="set_language"),
+    re_path(
+        r"^rosetta/files/(?P<po_filter>(?!project/)[\w-]+)/",
+        translators.catalogues_outside_project,
+    ),
+    path("rosetta/", include("rosetta.urls")),
 ]
+# The demo page under a language prefix (/fr/, /zh-hans/); "/" negotiates without one.
+urlpatterns += i18n_patterns(path("", views.demo, name="demo-language"))

@@ -7,7 +7,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from chat.models import Conversation, DecodingPreset, Feedback, Message, Visitor
+from chat.models import Conversation, DecodingPreset, Feedback, GlossaryTerm, Message, Visitor
 
 
 class MessageInline(admin.TabularInline):
@@ -92,3 +92,11 @@ class DecodingPresetAdmin(admin.ModelAdmin):
     )
     list_filter = ("task",)
     search_fields = ("assistant",)
+
+
+@admin.register(GlossaryTerm)
+class GlossaryTermAdmin(admin.ModelAdmin):
+    list_display = ("term", "language", "translation", "do_not_translate", "updated_at")
+    list_filter = ("language", "do_not_translate")
+    search_fields = ("term", "translation")
+    fields = ("language", "term", "translation", "do_not_translate")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -239,3 +240,54 @@ class TurnKnowledge(models.Model):
 
     def __str__(self) -> str:
         return f"knowledge for #{self.message_id}"
+
+
+class GlossaryTerm(models.Model):
+    """A company term and how replies must write it in one language (or in every language)."""
+
+    language = models.CharField(
+        _("language"),
+        max_length=16,
+        blank=True,
+        db_index=True,
+        choices=settings.LANGUAGES,
+        help_text=_("Leave empty for a term that applies to replies in every language."),
+    )
+    term = models.CharField(
+        _("term"), max_length=200, help_text=_("The term as the company writes it.")
+    )
+    translation = models.CharField(
+        _("preferred translation"),
+        max_length=200,
+        blank=True,
+        help_text=_("How replies in this language must write the term."),
+    )
+    do_not_translate = models.BooleanField(
+        _("do not translate"),
+        default=False,
+        help_text=_("Replies keep the term exactly as written (product and brand names)."),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("glossary term")
+        verbose_name_plural = _("glossary")
+        ordering = ["language", "term"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["language", "term"], name="glossary_term_unique_per_language"
+            ),
+            models.CheckConstraint(
+                condition=Q(do_not_translate=True, translation="")
+                | (Q(do_not_translate=False) & ~Q(translation="")),
+                name="glossary_term_one_rule",
+                violation_error_message=_(
+                    "Either give a preferred translation or mark the term as not to be "
+                    "translated, not both."
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.term} ({self.language or '*'})"

@@ -1,0 +1,46 @@
+"""The company's glossary: terms replies must keep as written or translate one agreed way."""
+
+from __future__ import annotations
+
+from django.db.models import Q
+
+from chat.language import language_supported
+from chat.models import GlossaryTerm
+
+
+def glossary_for(*, language: str) -> list[GlossaryTerm]:
+    """The terms that apply to replies in LANGUAGE, sorted by term.
+
+    A term kept for one language overrides the same term kept for every language.
+    """
+    code = language_supported(language) or language
+    chosen: dict[str, GlossaryTerm] = {}
+    # Every-language entries ("") sort first, so a language's own entry replaces them.
+    for term in GlossaryTerm.objects.filter(Q(language="") | Q(language=code)).order_by(
+        "language", "term", "pk"
+    ):
+        chosen[term.term.strip().casefold()] = term
+    return sorted(chosen.values(), key=lambda term: (term.term.casefold(), term.term, term.pk))
+
+
+def _quoted(text: str) -> str:
+    # One line per term, whatever an admin typed: newlines would let a term reshape the prompt.
+    return '"' + " ".join(text.split()).replace('"', "'") + '"'
+
+
+def glossary_prompt(*, language: str) -> str:
+    """The glossary for LANGUAGE as instructions for the model; "" when it has no terms.
+
+    Model instructions are English like the rest of the prompt; the output is byte-stable for
+    an unchanged glossary (sorted, no dates), so it can sit in the cached system prompt.
+    """
+    lines = []
+    for term in glossary_for(language=language):
+        if term.do_not_translate:
+            lines.append(f"- {_quoted(term.term)}: keep exactly as written, never translate it.")
+        else:
+            lines.append(f"- {_quoted(term.term)}: write it as {_quoted(term.translation)}.")
+    if not lines:
+        return ""
+    header = "Company glossary: in your reply, use these terms exactly as given."
+    return "\n".join([header, *lines])
