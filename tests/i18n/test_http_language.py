@@ -179,3 +179,16 @@ def test_numbers_are_formatted_for_the_locale(code: str, expected: str) -> None:
         assert formats.number_format(1234.5, decimal_pos=1, use_l10n=True, force_grouping=True) == (
             expected
         )
+
+
+def test_language_switcher_posts_the_choice_to_set_language(rf) -> None:  # type: ignore[no-untyped-def]
+    from django.template.loader import render_to_string
+
+    request = rf.get("/fr/")
+    with translation.override("fr"):
+        html = render_to_string("i18n/language_switcher.html", request=request)
+    assert 'action="/i18n/setlang/"' in html
+    assert 'name="next" type="hidden" value="/fr/"' in html
+    assert '<option value="fr" lang="fr" dir="ltr" selected>français</option>' in html
+    assert '<option value="ar" lang="ar" dir="rtl">العربيّة</option>' in html
+    assert html.count("<option ") == len(settings.LANGUAGES)
