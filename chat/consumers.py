@@ -107,10 +107,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 self.language = conversation.language
             await self.join(conversation)
             await conversation_resume(conversation=conversation)
-            stored = await database_sync_to_async(selectors.messages_since)(
+            stored = await database_sync_to_async(selectors.history_since)(
                 conversation=conversation, last_seen_id=frame.last_seen_id
             )
-            messages = [await self.snapshot(message) for message in stored]
+            messages = [await self.snapshot(payload) for payload in stored]
         elif self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
             self.group = None
@@ -263,6 +263,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "status": event["status"],
                 "usage": event["usage"],
                 "timings": event["timings"],
+                "citations": event.get("citations", []),
             }
         )
         if event["status"] == Message.Status.FAILED:
@@ -278,17 +279,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(name, self.channel_name)
         self.group = name
 
-    async def snapshot(self, message: Message) -> dict[str, Any]:
+    async def snapshot(self, payload: dict[str, Any]) -> dict[str, Any]:
         """A stored message for the welcome frame; a streaming reply with its live text."""
-        payload = selectors.message_payload(message)
-        if message.status == Message.Status.STREAMING:
-            live = await get_live_text().get(message.pk)
+        message_id: int = payload["id"]
+        if payload["status"] == Message.Status.STREAMING:
+            live = await get_live_text().get(message_id)
             if live is not None and len(live) > len(payload["text"]):
                 payload["text"] = live
-        else:
-            if message.status != Message.Status.PENDING:
-                self.finished.add(message.pk)
-        self.sent_len[message.pk] = len(payload["text"])
+        elif payload["status"] != Message.Status.PENDING:
+            self.finished.add(message_id)
+        self.sent_len[message_id] = len(payload["text"])
         return payload
 
     async def send_frame(self, frame: dict[str, Any]) -> None:

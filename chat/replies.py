@@ -248,6 +248,11 @@ class ReplyRunner:
             backend=settings.LLM_BACKEND,
             error_code=error_code,
         )
+        if final is None:  # recovered elsewhere as interrupted: that reply is not ours now
+            logger.warning("reply %s was taken over after its heartbeat went stale", reply.pk)
+            await live.clear(reply.pk)
+            return
+        citations = await database_sync_to_async(selectors.reply_citations)(reply=final)
         await layer.group_send(
             group,
             {
@@ -261,6 +266,7 @@ class ReplyRunner:
                     "completion_tokens": final.completion_tokens or 0,
                     "cached_prompt_tokens": final.cached_prompt_tokens,
                 },
+                "citations": citations,
                 "timings": {
                     "ttft_ms": _round(ttft_ms),
                     "backend_ttft_ms": _round(backend_ttft_ms),

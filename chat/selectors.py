@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from chat import errors
-from chat.models import Conversation, Message, Visitor
+from chat.models import Conversation, Feedback, Message, TurnKnowledge, Visitor
 
 HISTORY_LIMIT = 200
 
@@ -22,8 +22,29 @@ def conversation_for_visitor(*, visitor: Visitor, conversation_id: str | uuid.UU
     return conversation
 
 
-def message_payload(message: Message) -> dict[str, Any]:
-    """A message as the protocol sends it (see docs/protocol.md)."""
+def reply_citations(*, reply: Message) -> list[dict[str, str]]:
+    """The knowledge articles a reply was given, as {title, url}, each once, in rank order."""
+    question = reply.reply_to
+    if reply.role != Message.Role.ASSISTANT or question is None:
+        return []
+    try:
+        snippets = question.prompt_knowledge.snippets
+    except TurnKnowledge.DoesNotExist:
+        return []
+    citations: list[dict[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for snippet in snippets:
+        key = (str(snippet.get("title", "")), str(snippet.get("url", "")))
+        if key not in seen and key[0]:
+            seen.add(key)
+            citations.append({"title": key[0], "url": key[1]})
+    return citations
+
+
+def message_payload(
+    message: Message, *, citations: list[dict[str, str]] | None = None, feedback: str | None = None
+) -> dict[str, Any]:
+    """A message as the protocol sends it (see docs/protocol.md). Makes no query."""
     return {
         "id": message.pk,
         "role": message.role,
@@ -32,12 +53,30 @@ def message_payload(message: Message) -> dict[str, Any]:
         "client_id": message.client_id,
         "reply_to": message.reply_to_id,
         "created_at": message.created_at.isoformat(),
+        "citations": citations or [],
+        "feedback": feedback,
     }
+
+
+def history_since(*, conversation: Conversation, last_seen_id: int | None) -> list[dict[str, Any]]:
+    """messages_since as protocol payloads, with each reply's citations and feedback."""
+    payloads = []
+    for message in messages_since(conversation=conversation, last_seen_id=last_seen_id):
+        try:
+            feedback: str | None = message.feedback.rating
+        except Feedback.DoesNotExist:
+            feedback = None
+        payloads.append(
+            message_payload(message, citations=reply_citations(reply=message), feedback=feedback)
+        )
+    return payloads
 
 
 def messages_since(*, conversation: Conversation, last_seen_id: int | None) -> list[Message]:
     """Messages after last_seen_id, oldest first (the newest HISTORY_LIMIT when there is none)."""
-    messages = Message.objects.filter(conversation=conversation)
+    messages = Message.objects.filter(conversation=conversation).select_related(
+        "feedback", "reply_to__prompt_knowledge"
+    )
     if last_seen_id is not None:
         return list(messages.filter(pk__gt=last_seen_id).order_by("id")[:HISTORY_LIMIT])
     newest = list(messages.order_by("-id")[:HISTORY_LIMIT])

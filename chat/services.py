@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from chat import errors
@@ -201,9 +202,13 @@ def reply_finish(
     duration_ms: float | None = None,
     backend: str = "",
     error_code: str = "",
-) -> Message:
+) -> Message | None:
+    """Finalise a streaming reply; None when it is no longer this generator's to finish
+
+    (recovery marked it interrupted after its heartbeat went stale, and queued another).
+    """
     usage = usage or Usage()
-    Message.objects.filter(pk=reply_id).update(
+    updated = Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(
         text=text,
         status=status,
         prompt_tokens=usage.prompt_tokens or None,
@@ -216,7 +221,9 @@ def reply_finish(
         heartbeat_at=None,
         updated_at=timezone.now(),
     )
-    return Message.objects.get(pk=reply_id)
+    if not updated:
+        return None
+    return Message.objects.select_related("reply_to__prompt_knowledge").get(pk=reply_id)
 
 
 @dataclass(frozen=True)
@@ -231,9 +238,12 @@ def reply_cancel(*, conversation: Conversation, message_id: int | None = None) -
         conversation=conversation, role=Message.Role.ASSISTANT, status__in=_ACTIVE
     )
     if message_id is not None:
-        if not Message.objects.filter(conversation=conversation, pk=message_id).exists():
+        named = Message.objects.filter(conversation=conversation, pk=message_id).first()
+        if named is None:
             raise errors.MessageNotFound()
-        active = active.filter(pk=message_id)
+        # A reply regenerated after an interruption answers the same question: stop it too.
+        same_question = Q(reply_to_id=named.reply_to_id) if named.reply_to_id else Q(pk=named.pk)
+        active = active.filter(Q(pk=message_id) | same_question)
     with transaction.atomic():
         rows = list(active.select_for_update().values_list("pk", "status"))
         ids = [pk for pk, _status in rows]

@@ -393,3 +393,41 @@ async def test_error_frame_uses_conversation_language() -> None:
     welcome = await hello(communicator)
     assert welcome["language"] == "de"
     await communicator.disconnect()
+
+
+async def test_reply_carries_citations_of_the_knowledge_it_was_given(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from chat import prompts
+
+    snippets = [
+        prompts.KnowledgeSnippet(
+            title="Resetting your password",
+            url="https://h.example/reset",
+            text="Open Settings, then Security.",
+        ),
+        prompts.KnowledgeSnippet(
+            title="Resetting your password",
+            url="https://h.example/reset",
+            text="The link is valid for 30 minutes.",
+        ),
+        prompts.KnowledgeSnippet(
+            title="Two-factor sign-in",
+            url="https://h.example/2fa",
+            text="Use an authenticator app.",
+        ),
+    ]
+    monkeypatch.setattr(prompts, "_knowledge_search", lambda **_: snippets)
+    communicator, welcome = await _start()
+    ack, frames = await _ask(communicator, "cite", "How do I reset my password?")
+    expected = [
+        {"title": "Resetting your password", "url": "https://h.example/reset"},
+        {"title": "Two-factor sign-in", "url": "https://h.example/2fa"},
+    ]
+    assert frames[-1]["citations"] == expected
+    await send(communicator, {"type": "feedback", "message_id": ack["reply_id"], "rating": "up"})
+    await receive(communicator)
+    again = await connect()
+    resumed = await hello(again, token=welcome["token"], conversation_id=ack["conversation_id"])
+    [reply] = [m for m in resumed["messages"] if m["id"] == ack["reply_id"]]
+    assert reply["citations"] == expected and reply["feedback"] == "up"
+    await communicator.disconnect()
+    await again.disconnect()

@@ -118,3 +118,36 @@ def test_checkpoint_reports_cancel_request(visitor: Visitor) -> None:
     assert services.reply_checkpoint(reply_id=claimed.pk, text="so far, more") is True
     claimed.refresh_from_db()
     assert claimed.text == "so far, more"
+
+
+def test_finish_after_takeover_leaves_reply_interrupted(visitor: Visitor, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.CHAT_REPLY_LEASE_SECONDS = 10
+    sent = _send(visitor, "t")
+    claimed = services.reply_claim(conversation_id=sent.conversation.pk)
+    assert claimed is not None
+    Message.objects.filter(pk=claimed.pk).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=11)
+    )
+    services.conversation_recover(conversation=sent.conversation)
+    # The slow-but-alive generator comes back: it must not overwrite the recovery.
+    assert services.reply_checkpoint(reply_id=claimed.pk, text="late") is True
+    assert services.reply_finish(reply_id=claimed.pk, text="late", status="complete") is None
+    claimed.refresh_from_db()
+    assert claimed.status == Message.Status.INTERRUPTED
+
+
+def test_cancel_naming_an_interrupted_reply_stops_its_replacement(
+    visitor: Visitor, settings
+) -> None:  # type: ignore[no-untyped-def]
+    settings.CHAT_REPLY_LEASE_SECONDS = 10
+    sent = _send(visitor, "i")
+    claimed = services.reply_claim(conversation_id=sent.conversation.pk)
+    assert claimed is not None
+    Message.objects.filter(pk=claimed.pk).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=11)
+    )
+    [replacement] = services.conversation_recover(conversation=sent.conversation).queued
+    result = services.reply_cancel(conversation=sent.conversation, message_id=claimed.pk)
+    assert result.cancelled == [replacement.pk]
+    replacement.refresh_from_db()
+    assert replacement.status == Message.Status.CANCELLED
