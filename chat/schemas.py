@@ -16,12 +16,20 @@ class _Frame(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+class Identity(_Frame):
+    id: Annotated[str, Field(min_length=1, max_length=255)]
+    name: Annotated[str, Field(max_length=200)] = ""
+    email: Annotated[str, Field(max_length=254)] = ""
+    signature: Annotated[str, Field(max_length=128)] = ""
+
+
 class Hello(_Frame):
     type: Literal["hello"]
     token: Annotated[str, Field(max_length=512)] | None = None
     locale: Annotated[str, Field(max_length=35)] | None = None
     conversation_id: Annotated[str, Field(max_length=64)] | None = None
     last_seen_id: Annotated[int, Field(ge=0)] | None = None
+    identity: Identity | None = None
 
 
 class SendMessage(_Frame):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -36,6 +38,31 @@ def visitor_from_token(*, token: str | None) -> Visitor:
     except (signing.BadSignature, ValueError, TypeError) as exc:
         raise errors.InvalidToken() from exc
     visitor, _created = Visitor.objects.get_or_create(uuid=visitor_uuid)
+    return visitor
+
+
+def visitor_identify(*, visitor: Visitor, external_id: str, signature: str) -> Visitor:
+    """The visitor for an identity signed by the host site (HMAC-SHA256 of the id).
+
+    A signed-in user keeps one visitor (and so their conversations) across devices; an
+    anonymous visitor who signs in becomes that user. Without CHAT_IDENTITY_SECRET, or with a
+    bad signature, the identity is refused and the visitor stays as they were.
+    """
+    secret = settings.CHAT_IDENTITY_SECRET
+    if not secret:
+        raise errors.InvalidIdentity()
+    expected = hmac.new(secret.encode(), external_id.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature.strip().lower()):
+        raise errors.InvalidIdentity()
+    if visitor.external_id == external_id:
+        return visitor
+    owner = Visitor.objects.filter(external_id=external_id).order_by("id").first()
+    if owner is not None:
+        return owner
+    if visitor.external_id:  # someone else signed in on this browser
+        return Visitor.objects.create(external_id=external_id)
+    visitor.external_id = external_id
+    visitor.save(update_fields=["external_id", "last_seen_at"])
     return visitor
 
 

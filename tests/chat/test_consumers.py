@@ -431,3 +431,33 @@ async def test_reply_carries_citations_of_the_knowledge_it_was_given(monkeypatch
     assert reply["citations"] == expected and reply["feedback"] == "up"
     await communicator.disconnect()
     await again.disconnect()
+
+
+async def test_signed_identity_finds_the_users_conversations_on_another_device(settings) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+    import hmac
+
+    settings.CHAT_IDENTITY_SECRET = "site-secret"
+    signature = hmac.new(b"site-secret", b"user-42", hashlib.sha256).hexdigest()
+    identity = {"id": "user-42", "name": "Lina", "signature": signature}
+    laptop, _ = await _start(identity=identity)
+    ack, _frames = await _ask(laptop, "from-laptop", "Hello from my laptop")
+    phone = await connect()  # no token: another device
+    welcome = await hello(phone, identity=identity, conversation_id=ack["conversation_id"])
+    assert [m["text"] for m in welcome["messages"]][0] == "Hello from my laptop"
+    visitor = await Visitor.objects.aget(external_id="user-42")
+    assert (await Conversation.objects.aget(pk=ack["conversation_id"])).visitor_id == visitor.pk
+
+    forger = await connect()
+    await send(
+        forger,
+        {
+            "type": "hello",
+            "identity": {**identity, "signature": "0" * 64},
+            "conversation_id": ack["conversation_id"],
+        },
+    )
+    assert (await receive(forger))["code"] == "invalid_identity"
+    assert (await receive(forger))["code"] == "conversation_not_found"
+    for communicator in (laptop, phone, forger):
+        await communicator.disconnect()
