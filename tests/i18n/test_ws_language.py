@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.conf import settings
-from pytest_django.fixtures import SettingsWrapper
 
 from chat.models import Conversation
 from tests.chat.wsclient import connect, hello, receive, receive_until, send
@@ -54,7 +55,7 @@ async def test_the_conversation_stores_its_language() -> None:
 
 
 async def test_error_frame_is_in_arabic_for_an_arabic_conversation(
-    compiled_catalogues: None, settings: SettingsWrapper
+    compiled_catalogues: None, settings: Any
 ) -> None:
     settings.CHAT_MAX_MESSAGE_CHARS = 50
     # An Arabic conversation, started by a visitor whose widget is set to Arabic.
