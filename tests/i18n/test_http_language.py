@@ -152,7 +152,11 @@ _PHYSICAL_CSS = re.compile(
 def test_templates_use_logical_css_properties() -> None:
     """Right-to-left pages mirror only if the CSS says start/end, not left/right."""
     offenders = []
-    for template in sorted((Path(settings.BASE_DIR) / "templates").rglob("*.html")):
+    base = Path(settings.BASE_DIR)
+    folders = [base / "templates", base / "static", base / "chat", base / "knowledge"]
+    templates = sorted({path for folder in folders for path in folder.rglob("*.html")})
+    assert templates
+    for template in templates:
         for number, line in enumerate(template.read_text(encoding="utf-8").splitlines(), 1):
             if _PHYSICAL_CSS.search(line):
                 offenders.append(f"{template.name}:{number}: {line.strip()}")
