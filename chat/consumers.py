@@ -13,6 +13,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import translation
 
+from autoglm_site.catalogues import catalogues_reload_if_changed
 from chat import errors, selectors, services
 from chat.language import language_negotiate
 from chat.live import get_live_text
@@ -28,6 +29,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     conversation: Conversation | None
 
     async def connect(self) -> None:
+        catalogues_reload_if_changed()  # translators' saves reach WebSocket-only processes too
         self.visitor = None
         self.conversation = None
         self.group: str | None = None
