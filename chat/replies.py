@@ -22,11 +22,18 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from chat import selectors, services
+from chat.glossary import glossary_prompt
 from chat.live import get_live_text
 from chat.llm import get_backend
 from chat.llm.base import Chunk, CompletionRequest, LLMError, Usage
 from chat.models import Conversation, DecodingPreset, Message
-from chat.prompts import knowledge_given, preset_sampling, prompt_build, turn_knowledge
+from chat.prompts import (
+    knowledge_given,
+    preset_sampling,
+    prompt_build,
+    turn_knowledge,
+    turn_note,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -80,12 +87,23 @@ def _prompt_for(reply: Message) -> CompletionRequest:
     question = history[-1] if history and history[-1].role == Message.Role.USER else None
     knowledge = turn_knowledge(question=question, language=conversation.language)
     past = knowledge_given(messages=[m for m in history[:-1] if m.role == Message.Role.USER])
+    notes = {
+        m.pk: turn_note(
+            text=m.text,
+            conversation_language=conversation.language,
+            knowledge_found=bool(knowledge if m is question else past.get(m.pk)),
+        )
+        for m in history
+        if m.role == Message.Role.USER
+    }
     messages = prompt_build(
         language=conversation.language,
         history=history,
         knowledge=knowledge,
         past_knowledge=past,
         count_tokens=get_backend().token_counter(),
+        turn_notes=notes,
+        glossary=glossary_prompt(language=conversation.language),
     )
     return CompletionRequest(
         messages=messages,

@@ -21,7 +21,10 @@ def tokens_of(text: str) -> list[str]:
 
 def reply_for(request: CompletionRequest) -> str:
     """The reply the fake gives: it echoes the newest question and recalls the first one."""
-    user_turns = [turn.content for turn in request.messages if turn.role == "user"]
+    # A user turn is the visitor's words, then bracketed knowledge and instructions.
+    user_turns = [
+        turn.content.split("\n\n[")[0] for turn in request.messages if turn.role == "user"
+    ]
     if not user_turns:
         return "Hello! How can I help you today?"
     newest = request.query or user_turns[-1]

@@ -108,9 +108,9 @@ async def test_earlier_turns_reach_the_backend() -> None:
     request = FakeBackend.requests[-1]
     roles = [turn.role for turn in request.messages]
     assert roles == ["system", "user", "assistant", "user"]
-    assert request.messages[1].content == "My name is Lina."
+    assert request.messages[1].content.split("\n")[0] == "My name is Lina."
     assert request.messages[2].content == reply_for(FakeBackend.requests[0])
-    assert request.messages[3].content == "What is my name?"
+    assert request.messages[3].content.split("\n")[0] == "What is my name?"
     reply_id = second[0]["reply_id"] if second[0]["type"] == "ack" else None
     assert reply_id and "Earlier you asked: «My name is Lina.»" in text_of(second, reply_id)
     await communicator.disconnect()
@@ -229,7 +229,9 @@ async def test_interrupted_reply_is_regenerated_on_hello(settings) -> None:  # t
     frames = await receive_until(communicator, "done")
     assert text_of(frames, fresh["id"]).startswith("You asked: «Is it down?»")
     # The interrupted attempt is not part of the prompt.
-    assert [t.content for t in FakeBackend.requests[-1].messages[1:]] == ["Is it down?"]
+    assert [t.content.split("\n")[0] for t in FakeBackend.requests[-1].messages[1:]] == [
+        "Is it down?"
+    ]
     await communicator.disconnect()
 
 
@@ -461,3 +463,24 @@ async def test_signed_identity_finds_the_users_conversations_on_another_device(s
     assert (await receive(forger))["code"] == "conversation_not_found"
     for communicator in (laptop, phone, forger):
         await communicator.disconnect()
+
+
+async def test_prompt_asks_for_the_visitors_language_and_stays_a_prefix(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from chat import prompts
+    from chat.models import GlossaryTerm
+
+    await GlossaryTerm.objects.acreate(language="en", term="Northwind Drive", do_not_translate=True)
+    monkeypatch.setattr(prompts, "_knowledge_search", lambda **_: [])
+    communicator, _ = await _start()
+    await _ask(communicator, "l1", "¿Cómo puedo restablecer mi contraseña de la cuenta?")
+    first = FakeBackend.requests[-1].messages
+    assert "Northwind Drive" in first[0].content  # the conversation language's glossary
+    assert "[Reply in Spanish.]" in first[-1].content
+    assert "No knowledge-base excerpt matched" in first[-1].content
+    await _ask(communicator, "l2", "And how long is the reset link valid for, please?")
+    second = FakeBackend.requests[-1].messages
+    assert "[Reply in English.]" in second[-1].content
+    # Turn 2's prompt begins with turn 1's prompt and its reply, byte for byte.
+    assert list(second[: len(first)]) == list(first)
+    assert second[len(first)].role == "assistant"
+    await communicator.disconnect()
