@@ -22,6 +22,7 @@ from chat.llm.base import (
 )
 from chat.llm.openai_compat import OpenAICompatBackend, Timeouts
 from chat.llm.router import CircuitBreaker, Endpoint, KnowledgeFallbackBackend, RouterBackend, Step
+from knowledge.search import SearchHit
 from tests.chat.llm.conftest import free_port
 
 
@@ -204,26 +205,16 @@ async def test_everything_down_gives_an_honest_fallback(monkeypatch: pytest.Monk
     assert "http" not in text
 
 
-@dataclass
-class Hit:
-    article_id: str
-    title: str
-    url: str
-    snippet: str
-    language: str
-    score: float
-
-
 async def test_fallback_quotes_the_best_knowledge_matches(
     monkeypatch: pytest.MonkeyPatch, settings
 ) -> None:  # type: ignore[no-untyped-def]
     settings.LLM_FALLBACK_KNOWLEDGE_LIMIT = 2
     calls: list[dict[str, object]] = []
 
-    def chunk_search(*, query: str, language: str | None, limit: int) -> list[Hit]:
+    def chunk_search(*, query: str, language: str | None, limit: int) -> list[SearchHit]:
         calls.append({"query": query, "language": language, "limit": limit})
         return [
-            Hit(
+            SearchHit(
                 "1",
                 "Reset your password",
                 "https://help.example/reset",
@@ -231,7 +222,7 @@ async def test_fallback_quotes_the_best_knowledge_matches(
                 "en",
                 0.9,
             ),
-            Hit(
+            SearchHit(
                 "2", "Account locked", "https://help.example/locked", "Wait 15 minutes.", "en", 0.5
             ),
         ]
@@ -250,7 +241,7 @@ async def test_fallback_quotes_the_best_knowledge_matches(
 
 
 async def test_broken_search_still_gives_the_apology(monkeypatch: pytest.MonkeyPatch) -> None:
-    def chunk_search(**kwargs: object) -> list[Hit]:
+    def chunk_search(**kwargs: object) -> list[SearchHit]:
         raise RuntimeError("index gone")
 
     import knowledge.search
