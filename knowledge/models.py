@@ -11,7 +11,7 @@ from pgvector.django import HnswIndex, VectorField
 EMBEDDING_DIMENSIONS = 384
 
 
-class Source(models.Model):  # type: ignore[django-manager-missing]
+class Source(models.Model):
     class Kind(models.TextChoices):
         MANUAL = "manual", _("Manual (typed in the admin)")
         URL = "url", _("Web page")
@@ -47,7 +47,7 @@ class Source(models.Model):  # type: ignore[django-manager-missing]
         return self.name
 
 
-class Category(models.Model):  # type: ignore[django-manager-missing]
+class Category(models.Model):
     name = models.CharField(_("name"), max_length=200)
     slug = models.SlugField(_("slug"), max_length=200, unique=True)
 
@@ -60,7 +60,7 @@ class Category(models.Model):  # type: ignore[django-manager-missing]
         return self.name or self.slug
 
 
-class Article(models.Model):  # type: ignore[django-manager-missing]
+class Article(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", _("Draft")
         PUBLISHED = "published", _("Published")
