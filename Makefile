@@ -80,8 +80,19 @@ messages: install
 	$(PY) manage.py makemessages --all --no-location -d djangojs --ignore=.venv --ignore=tests --ignore=bench --ignore=.data
 	$(PY) manage.py compilemessages --ignore=.venv
 
-bench: install
-	$(PY) bench/ws_chat.py --help
+# WebSocket chat benchmark (docs/benchmarks.md): a fresh bench server (bench/serve_bench.sh:
+# packaged PostgreSQL database autoglm_bench, Redis db 14, fake backend) for each run.
+BENCH_PORT     ?= 8765
+BENCH_MESSAGES ?= 3
+BENCH_WS        = $(PY) bench/ws_chat.py --url ws://127.0.0.1:$(BENCH_PORT)/ws/chat/ \
+                  --messages $(BENCH_MESSAGES) --wait-ready 120 \
+                  --check-db "postgresql://postgres@/autoglm_bench?host=$(CURDIR)/.data/pg"
+
+bench: install redis
+	@rc=0; \
+	BENCH_PORT=$(BENCH_PORT) bench/serve_bench.sh --with $(BENCH_WS) -n 100 --ramp 5 || rc=1; \
+	BENCH_PORT=$(BENCH_PORT) bench/serve_bench.sh --with $(BENCH_WS) -n 500 --ramp 10 || rc=1; \
+	exit $$rc
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
