@@ -14,7 +14,6 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from chat.origins import ChatOriginValidator  # noqa: E402
@@ -24,6 +23,8 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # ALLOWED_HOSTS plus CHAT_ALLOWED_ORIGINS (sites that embed the widget); others refused.
-        "websocket": ChatOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # No session/auth middleware: visitors carry their own signed token, and a per-handshake
+        # session lookup would queue every connection behind the database.
+        "websocket": ChatOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )

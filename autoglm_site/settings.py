@@ -129,7 +129,14 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
+            "CONFIG": {
+                # channels_redis blocks reading for up to 5 s; redis-py 8 times reads out at
+                # 5 s and caps a pool at 100 connections: both broke sockets under load.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "max_connections": 4000}],
+                # One Redis list holds the messages of every socket of a process.
+                "capacity": 20000,
+                "expiry": 60,
+            },
         }
     }
     CACHES = {

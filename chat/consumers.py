@@ -8,13 +8,13 @@ import logging
 import time
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import translation
 
 from autoglm_site.catalogues import catalogues_reload_if_changed
 from chat import errors, selectors, services
+from chat.asyncdb import in_thread
 from chat.language import language_negotiate
 from chat.live import get_live_text
 from chat.models import Conversation, Message, Visitor
@@ -50,24 +50,29 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def watch_replies(self) -> None:
-        """While this socket waits on a reply that fell silent past its lease, recover it.
+        """While this socket waits on a reply that has gone quiet, find out why.
 
-        The process generating it may have died; another hello would find it, this finds it
-        without one.
+        The channel layer drops messages when it is full: a reply may be finished in the
+        database while its `done` never arrived here, so it is sent from the database. And
+        the process generating a reply may have died: after the lease, the reply is recovered
+        (marked interrupted and regenerated) without waiting for another hello.
         """
         lease = settings.CHAT_REPLY_LEASE_SECONDS
+        quiet = min(3.0, lease / 2)
         while True:
-            await asyncio.sleep(lease / 2)
-            waiting = any(mid not in self.finished for mid in self.sent_len)
-            if self.conversation is None or not waiting:
+            await asyncio.sleep(quiet)
+            waiting = [mid for mid in self.sent_len if mid not in self.finished]
+            silent = time.monotonic() - self.last_event
+            if self.conversation is None or not waiting or silent < quiet:
                 continue
-            if time.monotonic() - self.last_event <= lease:
-                continue
-            self.last_event = time.monotonic()
             try:
-                await conversation_resume(conversation=self.conversation)
+                for event in await in_thread(selectors.replies_finished)(ids=waiting):
+                    await self.chat_done(event)
+                if silent > lease:
+                    self.last_event = time.monotonic()
+                    await conversation_resume(conversation=self.conversation)
             except Exception:
-                logger.exception("recovering conversation %s failed", self.conversation.pk)
+                logger.exception("watching conversation %s failed", self.conversation.pk)
 
     # --- client frames ----------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -94,10 +99,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_error(errors.ChatError(), client_id=ref)
 
     async def on_hello(self, frame: Hello) -> None:
-        visitor = await database_sync_to_async(services.visitor_from_token)(token=frame.token)
+        visitor = await in_thread(services.visitor_from_token)(token=frame.token)
         if frame.identity is not None:
             try:
-                visitor = await database_sync_to_async(services.visitor_identify)(
+                visitor = await in_thread(services.visitor_identify)(
                     visitor=visitor,
                     external_id=frame.identity.id,
                     signature=frame.identity.signature,
@@ -111,14 +116,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         conversation = None
         messages: list[dict[str, Any]] = []
         if frame.conversation_id:
-            conversation = await database_sync_to_async(selectors.conversation_for_visitor)(
+            conversation = await in_thread(selectors.conversation_for_visitor)(
                 visitor=visitor, conversation_id=frame.conversation_id
             )
             if not frame.locale:
                 self.language = conversation.language
             await self.join(conversation)
             await conversation_resume(conversation=conversation)
-            stored = await database_sync_to_async(selectors.history_since)(
+            stored = await in_thread(selectors.history_since)(
                 conversation=conversation, last_seen_id=frame.last_seen_id
             )
             messages = [await self.snapshot(payload) for payload in stored]
@@ -144,7 +149,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_message(self, frame: SendMessage) -> None:
         if self.visitor is None:
             raise errors.HelloRequired()
-        result = await database_sync_to_async(services.message_send)(
+        result = await in_thread(services.message_send)(
             visitor=self.visitor,
             conversation=self.conversation,
             language=self.language,
@@ -180,7 +185,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise errors.HelloRequired()
         if self.conversation is None:
             return
-        result = await database_sync_to_async(services.reply_cancel)(
+        result = await in_thread(services.reply_cancel)(
             conversation=self.conversation, message_id=frame.message_id
         )
         get_runner().cancel(result.stopping)
@@ -203,7 +208,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise errors.HelloRequired()
         if self.conversation is None:
             raise errors.MessageNotFound()
-        await database_sync_to_async(services.feedback_save)(
+        await in_thread(services.feedback_save)(
             conversation=self.conversation,
             message_id=frame.message_id,
             rating=frame.rating,
@@ -235,7 +240,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if offset > have:  # a delta we never got (channel full): fill the gap from the live text
             full = await get_live_text().get(message_id)
             if full is None or len(full) < offset:
-                stored = await database_sync_to_async(selectors.message_text)(message_id=message_id)
+                stored = await in_thread(selectors.message_text)(message_id=message_id)
                 full = stored[0] if stored else ""
             if len(full) >= offset:
                 text, offset = full[have:offset] + text, have
@@ -255,7 +260,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         have = self.sent_len.get(message_id, 0)
         if have < event["length"]:
-            stored = await database_sync_to_async(selectors.message_text)(message_id=message_id)
+            stored = await in_thread(selectors.message_text)(message_id=message_id)
             if stored and len(stored[0]) > have:
                 await self.send_frame(
                     {

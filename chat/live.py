@@ -60,7 +60,7 @@ class RedisLiveText(LiveText):
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = redis.Redis.from_url(self._url)
+            client = redis.Redis.from_url(self._url, max_connections=4000, socket_timeout=30)
             self._clients[loop] = client
         return client
 

@@ -17,11 +17,11 @@ import uuid
 import weakref
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
 from chat import selectors, services
+from chat.asyncdb import in_thread
 from chat.glossary import glossary_prompt
 from chat.live import get_live_text
 from chat.llm import get_backend
@@ -61,7 +61,7 @@ async def conversation_resume(*, conversation: Conversation) -> None:
 
     Safe to call from any process at any time: live replies are left alone.
     """
-    result = await database_sync_to_async(services.conversation_recover)(conversation=conversation)
+    result = await in_thread(services.conversation_recover)(conversation=conversation)
     layer = get_channel_layer()
     assert layer is not None
     for reply_id in result.interrupted:
@@ -147,9 +147,7 @@ class ReplyRunner:
             while True:
                 self._again.discard(conversation_id)
                 while True:
-                    reply = await database_sync_to_async(services.reply_claim)(
-                        conversation_id=conversation_id
-                    )
+                    reply = await in_thread(services.reply_claim)(conversation_id=conversation_id)
                     if reply is None:
                         break
                     await self._generate(reply)
@@ -207,7 +205,7 @@ class ReplyRunner:
 
         pump_task: asyncio.Task[None] | None = None
         try:
-            request = await database_sync_to_async(_prompt_for)(reply)
+            request = await in_thread(_prompt_for)(reply)
             pump_task = asyncio.create_task(pump(request))
             while True:
                 now = time.monotonic()
@@ -215,8 +213,11 @@ class ReplyRunner:
                 if pending:
                     wait = min(wait, last_flush + coalesce - now)
                 try:
-                    item = await asyncio.wait_for(queue.get(), timeout=max(0.0, wait))
-                except TimeoutError:
+                    if wait > 0:
+                        item = await asyncio.wait_for(queue.get(), timeout=wait)
+                    else:  # wait_for(timeout=0) never takes an item, even a queued one
+                        item = queue.get_nowait()
+                except (TimeoutError, asyncio.QueueEmpty):
                     item = None
                 if item is _END:
                     break
@@ -240,10 +241,11 @@ class ReplyRunner:
                 if pending and now - last_flush >= coalesce:
                     await flush()
                 if now >= next_checkpoint:
-                    next_checkpoint = now + checkpoint_every
-                    if await database_sync_to_async(services.reply_checkpoint)(
-                        reply_id=reply.pk, text=text
-                    ):
+                    stop = await in_thread(services.reply_checkpoint)(reply_id=reply.pk, text=text)
+                    # Counted from the end of the save: a slow database must not make every
+                    # loop a checkpoint (that starved the token queue).
+                    next_checkpoint = time.monotonic() + checkpoint_every
+                    if stop:
                         status = Message.Status.CANCELLED
                         break
             if pending:
@@ -256,7 +258,7 @@ class ReplyRunner:
             self._queues.pop(reply.pk, None)
 
         duration_ms = (time.monotonic() - started) * 1000
-        final = await database_sync_to_async(services.reply_finish)(
+        final = await in_thread(services.reply_finish)(
             reply_id=reply.pk,
             text=text,
             status=status,
@@ -270,7 +272,7 @@ class ReplyRunner:
             logger.warning("reply %s was taken over after its heartbeat went stale", reply.pk)
             await live.clear(reply.pk)
             return
-        citations = await database_sync_to_async(selectors.reply_citations)(reply=final)
+        citations = await in_thread(selectors.reply_citations)(reply=final)
         await layer.group_send(
             group,
             {

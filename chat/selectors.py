@@ -72,6 +72,30 @@ def history_since(*, conversation: Conversation, last_seen_id: int | None) -> li
     return payloads
 
 
+def replies_finished(*, ids: list[int]) -> list[dict[str, Any]]:
+    """Group `chat.done` events, rebuilt from the database, for those of IDS that are finished."""
+    finished = Message.objects.filter(pk__in=ids, role=Message.Role.ASSISTANT).exclude(
+        status__in=[Message.Status.PENDING, Message.Status.STREAMING]
+    )
+    return [
+        {
+            "type": "chat.done",
+            "message_id": reply.pk,
+            "status": reply.status,
+            "length": len(reply.text),
+            "error_code": reply.error_code,
+            "usage": {
+                "prompt_tokens": reply.prompt_tokens or 0,
+                "completion_tokens": reply.completion_tokens or 0,
+                "cached_prompt_tokens": reply.cached_prompt_tokens,
+            },
+            "timings": {"ttft_ms": reply.ttft_ms, "duration_ms": reply.duration_ms},
+            "citations": reply_citations(reply=reply),
+        }
+        for reply in finished.select_related("reply_to__prompt_knowledge")
+    ]
+
+
 def messages_since(*, conversation: Conversation, last_seen_id: int | None) -> list[Message]:
     """Messages after last_seen_id, oldest first (the newest HISTORY_LIMIT when there is none)."""
     messages = Message.objects.filter(conversation=conversation).select_related(

@@ -484,3 +484,25 @@ async def test_prompt_asks_for_the_visitors_language_and_stays_a_prefix(monkeypa
     assert list(second[: len(first)]) == list(first)
     assert second[len(first)].role == "assistant"
     await communicator.disconnect()
+
+
+async def test_done_dropped_by_a_full_channel_layer_is_sent_from_the_database(
+    settings, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from channels.layers import get_channel_layer
+
+    settings.CHAT_REPLY_LEASE_SECONDS = 2
+    layer = get_channel_layer()
+    real_group_send = layer.group_send
+
+    async def lossy_group_send(group: str, message: dict) -> None:  # type: ignore[type-arg]
+        if message["type"] != "chat.done":  # the layer drops it, as a full channel does
+            await real_group_send(group, message)
+
+    monkeypatch.setattr(layer, "group_send", lossy_group_send)
+    communicator, _ = await _start()
+    ack, frames = await _ask(communicator, "drop", "Is anybody there?")
+    done = frames[-1]
+    assert done["message_id"] == ack["reply_id"] and done["status"] == "complete"
+    assert text_of(frames, ack["reply_id"]) == reply_for(FakeBackend.requests[-1])
+    await communicator.disconnect()
