@@ -41,6 +41,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.sent_len: dict[int, int] = {}
         self.finished: set[int] = set()
         self.last_event = time.monotonic()
+        # The watchdog relays too: one relay at a time keeps sent_len and finished consistent.
+        self.relay_lock = asyncio.Lock()
         self.watchdog = asyncio.create_task(self.watch_replies())
         await self.accept()
 
@@ -67,7 +69,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 continue
             try:
                 for event in await in_thread(selectors.replies_finished)(ids=waiting):
-                    await self.chat_done(event)
+                    async with self.relay_lock:
+                        await self._chat_done(event)
                 if silent > lease:
                     self.last_event = time.monotonic()
                     await conversation_resume(conversation=self.conversation)
@@ -126,7 +129,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             stored = await in_thread(selectors.history_since)(
                 conversation=conversation, last_seen_id=frame.last_seen_id
             )
-            messages = [await self.snapshot(payload) for payload in stored]
+            async with self.relay_lock:
+                messages = [await self.snapshot(payload) for payload in stored]
         elif self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
             self.group = None
@@ -219,6 +223,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # --- group events -----------------------------------------------------------------------
     async def chat_message(self, event: dict[str, Any]) -> None:
         self.last_event = time.monotonic()
+        async with self.relay_lock:
+            await self._chat_message(event)
+
+    async def _chat_message(self, event: dict[str, Any]) -> None:
         message = event["message"]
         if message["id"] in self.sent_len:
             return
@@ -229,6 +237,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def chat_delta(self, event: dict[str, Any]) -> None:
         self.last_event = time.monotonic()
+        async with self.relay_lock:
+            await self._chat_delta(event)
+
+    async def _chat_delta(self, event: dict[str, Any]) -> None:
         message_id: int = event["message_id"]
         if message_id in self.finished:
             return
@@ -255,6 +267,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def chat_done(self, event: dict[str, Any]) -> None:
         self.last_event = time.monotonic()
+        async with self.relay_lock:
+            await self._chat_done(event)
+
+    async def _chat_done(self, event: dict[str, Any]) -> None:
         message_id: int = event["message_id"]
         if message_id in self.finished:
             return

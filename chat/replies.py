@@ -165,7 +165,12 @@ class ReplyRunner:
         live = get_live_text()
         group = group_name(reply.conversation_id)
         backend = get_backend()
-        coalesce = settings.CHAT_COALESCE_MS / 1000
+        # Deltas go out at most every CHAT_COALESCE_MS, and less often when this process
+        # streams many replies at once, so that its total stays near CHAT_MAX_FRAMES_PER_SECOND
+        # (each frame costs a channel-layer send). The first delta always goes out at once.
+        coalesce = max(
+            settings.CHAT_COALESCE_MS / 1000, self.active() / settings.CHAT_MAX_FRAMES_PER_SECOND
+        )
         checkpoint_every = settings.CHAT_CHECKPOINT_MS / 1000
 
         queue: asyncio.Queue[Any] = asyncio.Queue()
