@@ -119,7 +119,10 @@ else:
             "PORT": "",
         }
     }
-DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0)
+# Chat work runs in a pool of threads: each keeps its connection instead of reconnecting per call.
+DATABASES["default"]["CONN_MAX_AGE"] = env_int(
+    "DATABASE_CONN_MAX_AGE", 0 if EMBEDDED else 60, minimum=0
+)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
