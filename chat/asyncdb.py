@@ -19,4 +19,4 @@ R = TypeVar("R")
 
 def in_thread(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     """FUNC as an awaitable that runs in a pool thread, closing stale connections around it."""
-    return database_sync_to_async(func, thread_sensitive=False)  # type: ignore[no-any-return]
+    return database_sync_to_async(func, thread_sensitive=False)
