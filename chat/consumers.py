@@ -18,7 +18,13 @@ from chat.asyncdb import in_thread
 from chat.language import language_negotiate
 from chat.live import get_live_text
 from chat.models import Conversation, Message, Visitor
-from chat.replies import conversation_broadcast, conversation_resume, get_runner, group_name
+from chat.replies import (
+    conversation_broadcast,
+    conversation_cancel,
+    conversation_resume,
+    get_runner,
+    group_name,
+)
 from chat.schemas import Cancel, Hello, Ping, SendFeedback, SendMessage, frame_parse
 
 logger = logging.getLogger(__name__)
@@ -189,23 +195,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise errors.HelloRequired()
         if self.conversation is None:
             return
-        result = await in_thread(services.reply_cancel)(
-            conversation=self.conversation, message_id=frame.message_id
-        )
-        get_runner().cancel(result.stopping)
-        for reply_id in result.cancelled:
-            await self.channel_layer.group_send(
-                self.group or "",
-                {
-                    "type": "chat.done",
-                    "message_id": reply_id,
-                    "status": "cancelled",
-                    "length": 0,
-                    "error_code": "",
-                    "usage": {},
-                    "timings": {},
-                },
-            )
+        await conversation_cancel(conversation=self.conversation, message_id=frame.message_id)
 
     async def on_feedback(self, frame: SendFeedback) -> None:
         if self.visitor is None:

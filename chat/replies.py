@@ -66,19 +66,38 @@ async def conversation_resume(*, conversation: Conversation) -> None:
     assert layer is not None
     for reply_id in result.interrupted:
         await layer.group_send(
-            group_name(conversation.pk),
-            {
-                "type": "chat.done",
-                "message_id": reply_id,
-                "status": Message.Status.INTERRUPTED,
-                "length": -1,
-                "error_code": "",
-                "usage": {},
-                "timings": {},
-            },
+            group_name(conversation.pk), _ended(reply_id, Message.Status.INTERRUPTED)
         )
     await conversation_broadcast(conversation_id=conversation.pk, messages=result.queued)
     get_runner().kick(conversation.pk)
+
+
+async def conversation_cancel(*, conversation: Conversation, message_id: int | None) -> None:
+    """Stop the conversation's active replies (or one): those streaming in this process at
+    once, others at their next checkpoint; replies that had not started end here."""
+    result = await in_thread(services.reply_cancel)(
+        conversation=conversation, message_id=message_id
+    )
+    get_runner().cancel(result.stopping)
+    layer = get_channel_layer()
+    assert layer is not None
+    for reply_id in result.cancelled:
+        await layer.group_send(
+            group_name(conversation.pk), _ended(reply_id, Message.Status.CANCELLED)
+        )
+
+
+def _ended(reply_id: int, status: str) -> dict[str, Any]:
+    """A `chat.done` group event for a reply that ended without streaming to its end here."""
+    return {
+        "type": "chat.done",
+        "message_id": reply_id,
+        "status": status,
+        "length": -1,  # no tail to fetch: what was streamed is all there is
+        "error_code": "",
+        "usage": {},
+        "timings": {},
+    }
 
 
 def _prompt_for(reply: Message) -> CompletionRequest:
