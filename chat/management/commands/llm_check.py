@@ -11,7 +11,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from chat.llm import get_backend
 from chat.llm.base import ChatTurn, CompletionRequest, LLMBackend, LLMError, Sampling
-from chat.llm.local import model_file, model_prepare
+from chat.llm.local import LocalBackend, model_file, model_prepare
+from chat.llm.router import RouterBackend
 
 
 class Command(BaseCommand):
@@ -41,6 +42,7 @@ class Command(BaseCommand):
             return
         backend = get_backend()
         self.stdout.write(f"LLM_BACKEND = {settings.LLM_BACKEND}")
+        self._start_engines(backend)
         statuses = asyncio.run(backend.check())
         width = max((len(s.name) for s in statuses), default=10)
         for status in statuses:
@@ -52,6 +54,27 @@ class Command(BaseCommand):
             self._probe(backend)
         if not any(s.ok for s in statuses):
             raise CommandError("no LLM endpoint is available")
+
+    def _start_engines(self, backend: LLMBackend) -> None:
+        """Start each local engine now: its start runs one token on this CPU (the self-check),
+        so a build that cannot run here is reported clearly instead of failing a reply."""
+        locals_ = [backend] if isinstance(backend, LocalBackend) else []
+        if isinstance(backend, RouterBackend):
+            locals_ = [
+                endpoint.backend
+                for step in backend.steps
+                for endpoint in step.endpoints
+                if isinstance(endpoint.backend, LocalBackend)
+            ]
+        for local in locals_:
+            assert isinstance(local, LocalBackend)
+            try:
+                info = local.start()
+            except LLMError as exc:
+                raise CommandError(f"{local.name}: {exc.code}: {exc}") from exc
+            self.stdout.write(
+                self.style.SUCCESS(f"{local.name}: engine pid {info.pid}, self-check passed")
+            )
 
     def _probe(self, backend: LLMBackend) -> None:
         request = CompletionRequest(

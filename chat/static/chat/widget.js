@@ -412,7 +412,7 @@
       var t = meta.appendChild(el("time", "", fmtTime(m.created_at)));
       t.dateTime = m.created_at;
     }
-    var label = m.status === "failed" && m.role === "assistant" ? gettext("No reply") : STATUS[m.status] && STATUS[m.status]();
+    var label = m.status === "failed" && m.role === "assistant" ? (m.text ? gettext("Interrupted") : gettext("No reply")) : STATUS[m.status] && STATUS[m.status]();
     if (label) meta.appendChild(el("span", m.status === "failed" ? "failed" : "", label));
     if (m.status === "failed" && m.error) meta.appendChild(el("span", "failed", m.error));
     if (m.outbox && m.status === "failed") {
