@@ -107,7 +107,8 @@ class EngineSupervisor:
         self.config = config
         self.start_timeout = start_timeout
         self._local = threading.Lock()
-        self._child: subprocess.Popen[bytes] | None = None
+        # Engines this process started, by pid: reaped when they exit (no zombies).
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._known: EngineInfo | None = None
 
     @property
@@ -142,8 +143,9 @@ class EngineSupervisor:
             return None
 
     def _reap(self) -> None:
-        if self._child is not None and self._child.poll() is not None:
-            self._child = None
+        for pid, child in list(self._children.items()):
+            if child.poll() is not None:
+                del self._children[pid]
 
     def running(self) -> EngineInfo | None:
         """The engine if it is alive and not stopped, without starting one (cheap: /proc)."""
@@ -218,10 +220,10 @@ class EngineSupervisor:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and _process_state(pid) not in ("", "Z"):
             time.sleep(0.02)
-        if self._child is not None and self._child.pid == pid:
+        child = self._children.pop(pid, None)
+        if child is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self._child.wait(timeout=5)
-            self._child = None
+                child.wait(timeout=5)
 
     def _start(self) -> EngineInfo:
         config = self.config
@@ -260,12 +262,12 @@ class EngineSupervisor:
                 cwd=str(settings.BASE_DIR),
                 start_new_session=True,  # it serves every web process: not tied to this one
             )
-        self._child = child
+        self._children[child.pid] = child
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             code = child.poll()
             if code is not None:
-                self._child = None
+                self._children.pop(child.pid, None)
                 raise self._start_error(code, self._log_since(start))
             if ready_file.is_file():
                 try:

@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+from django.utils import translation
+from django.utils.translation import gettext
 
 from chat.llm.base import (
     BackendStatus,
@@ -101,16 +103,25 @@ async def test_failure_before_first_token_is_retried_with_backoff() -> None:
     assert sleeps == [0.1, 0.2]
 
 
-async def test_failure_after_first_token_is_never_resent() -> None:
+async def test_failure_after_first_token_is_never_resent_and_ends_with_the_fallback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "knowledge.search", None)  # search not available
     cut = Scripted("a", [("partial", LLMError("cut", code="stream_cut"))])
     other = Scripted("b")
     router = router_of(Step("openai", [endpoint(cut)]), Step("local", [endpoint(other)]))
     seen: list[str] = []
     with pytest.raises(LLMError) as caught:
-        async for chunk in router.stream(request()):
+        async for chunk in router.stream(request(language="de")):
             seen.append(chunk.text)
-    assert caught.value.code == "stream_cut"
-    assert seen == ["partial from a"]
+    assert caught.value.code == "stream_cut"  # still reported: the reply is marked failed
+    assert seen[0] == "partial from a"
+    with translation.override("de"):
+        apology = gettext(
+            "Sorry, the assistant is unavailable right now. Please try again in a few "
+            "minutes, or contact our support team."
+        )
+    assert "".join(seen[1:]) == "\n\n" + apology and "Sorry" not in apology
     assert cut.calls == 1 and other.calls == 0
 
 
