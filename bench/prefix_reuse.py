@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import re
 import sys
@@ -237,6 +238,7 @@ def table(layout: str, rows: list[dict[str, float]]) -> str:
 
 
 async def main() -> None:
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="GGUF file (default: the packaged default model)")
     parser.add_argument("--max-tokens", type=int, default=48)

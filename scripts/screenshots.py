@@ -77,6 +77,11 @@ def shoot(browser: Any, url: str, out: Path, shot: tuple[str, str, tuple[int, in
     started = time.monotonic()
     page.wait_for_function(DONE_JS, arg=1, timeout=300_000)
     reply = page.evaluate(REPLY_JS)
+    # Show the question with the start of its answer (the log scrolls to the end of a long one).
+    page.evaluate(
+        f"() => {{ const u = [...{ROOT_JS}.querySelectorAll('.m.user')].pop(); "
+        "u.scrollIntoView({block: 'start'}); }"
+    )
     page.wait_for_timeout(300)  # let the last frame paint
     out.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(out / name))

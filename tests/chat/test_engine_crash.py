@@ -5,6 +5,7 @@ engine is started again, and the next message is answered. The web process never
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.utils import translation
 from django.utils.translation import gettext
 
@@ -87,3 +89,20 @@ async def test_engine_dying_mid_reply_gives_an_honest_reply_and_a_working_next_t
     assert frames[-1]["status"] == "complete", frames[-1]
     assert engine_pid(local_engine) != pid
     await communicator.disconnect()
+
+
+def test_llm_check_starts_the_engine_and_reports_its_self_check(local_engine: Path) -> None:
+    out = io.StringIO()
+    call_command("llm_check", stdout=out)
+    text = out.getvalue()
+    pid = engine_pid(local_engine)
+    assert f"engine pid {pid}, self-check passed" in text
+    assert "AVX2" in text or "CPU" in text  # the engine's build line, from its /v1/models check
+
+
+def test_readyz_shows_the_engine_and_its_build(local_engine: Path, client) -> None:  # type: ignore[no-untyped-def]
+    call_command("engine", "start", stdout=io.StringIO())
+    response = client.get("/readyz")
+    llm = response.json()["checks"]["llm"]
+    [local] = [e for e in llm["endpoints"] if e["name"].startswith("local:")]
+    assert local["ok"] and f"engine pid {engine_pid(local_engine)}" in local["detail"]

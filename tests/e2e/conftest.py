@@ -33,7 +33,7 @@ CHROMIUM_ARGS = [
     # Names for the other origins a partner page is served from; they all reach loopback.
     "--host-resolver-rules=MAP shop.test 127.0.0.1, MAP evil.test 127.0.0.1",
 ]
-# Screenshots land here; README's come from `AUTOGLM_E2E_SCREENSHOTS=docs/screenshots`.
+# The browser tests' screenshots (fake backend) land here; README's come from `make screenshots`.
 SCREENSHOTS = Path(
     os.environ.get("AUTOGLM_E2E_SCREENSHOTS", ROOT / "test-artifacts" / "screenshots")
 )
