@@ -41,6 +41,9 @@ $(VENV)/.model-installed: $(VENV)/.installed
 
 # README's screenshots: real answers of the packaged model in Chromium (several minutes).
 screenshots: install model chromium
+	@fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || { echo "Installing Debian's fonts-noto-cjk for the Chinese screenshot"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk >/dev/null) || \
+	  { echo "fonts-noto-cjk is needed for the screenshots: apt-get install fonts-noto-cjk" >&2; exit 1; }; }
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py compilemessages --ignore=.venv >/dev/null
 	$(PY) manage.py collectstatic --noinput >/dev/null
