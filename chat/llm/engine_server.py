@@ -70,6 +70,7 @@ class Job:
     body: dict[str, Any]
     events: queue.Queue[dict[str, Any] | None] = field(default_factory=queue.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    queued: bool = True  # counted in Engine.waiting until it starts or its client leaves
 
 
 class Engine:
@@ -178,11 +179,16 @@ class Engine:
         context = self.llama._input_ids[: self.llama.n_tokens].tolist()
         return {"prompt": prompt, "context": context}
 
+    def leave_queue(self, job: Job) -> None:
+        with self.lock:
+            if job.queued:
+                job.queued = False
+                self.waiting -= 1
+
     def run_forever(self) -> None:
         while True:
             job = self.jobs.get()
-            with self.lock:
-                self.waiting -= 1
+            self.leave_queue(job)
             if job.cancelled.is_set():
                 job.events.put(None)
                 continue
@@ -420,6 +426,7 @@ class Handler(BaseHTTPRequestHandler):
             pass  # the client went away (cancelled): generation stops at its next token
         finally:
             job.cancelled.set()
+            engine.leave_queue(job)  # a client that left while queued frees its place at once
 
 
 class EngineHTTPServer(ThreadingHTTPServer):
