@@ -14,6 +14,30 @@ def pytest_configure(config: pytest.Config) -> None:
     ensure_database()  # no-op when DATABASE_URL points at a PostgreSQL of your own
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Kill engine processes a failed test left behind (they run in sessions of their own, so
+    they would outlive the run); only those whose state is under this run's temporary folder."""
+    import signal
+    from pathlib import Path
+
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    base = str(factory.getbasetemp())
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"chat.llm.engine_server" in cmdline and any(base.encode() in a for a in cmdline):
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 @pytest.fixture(autouse=True)
 def _fast_chat(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
     from chat.llm.fake import FakeBackend
