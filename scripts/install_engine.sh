@@ -12,7 +12,7 @@
 # The wheel is built once per (version, build, flags[, CPU for native]) and kept in
 # AUTOGLM_WHEEL_CACHE (default ~/.cache/autoglm/wheels); pip's own wheel cache is not used: it
 # keys a wheel by the sdist alone, so it would hand back a wheel built with other flags.
-# ENGINE_REBUILD=1 ignores the kept wheel. Compiling takes about 6 minutes on 2 cores.
+# ENGINE_REBUILD=1 ignores the kept wheel. Compiling takes 6 to 11 minutes on 2 cores.
 set -euo pipefail
 PY=${1:-.venv/bin/python}
 VERSION=0.3.36
@@ -41,7 +41,7 @@ CACHE_ROOT=${AUTOGLM_WHEEL_CACHE:-$HOME/.cache/autoglm/wheels}
 CACHE="$CACHE_ROOT/llama-cpp-python-$VERSION-$BUILD-$KEY"
 WHEEL=$(ls "$CACHE"/llama_cpp_python-*.whl 2>/dev/null | head -1 || true)
 if [ "${ENGINE_REBUILD:-0}" = 1 ] || [ -z "$WHEEL" ]; then
-  echo "engine: compiling llama-cpp-python $VERSION ($BUILD build: $ARGS); about 6 minutes on 2 cores"
+  echo "engine: compiling llama-cpp-python $VERSION ($BUILD build: $ARGS); 6 to 11 minutes on 2 cores"
   TMP=$(mktemp -d)
   trap 'rm -rf "$TMP"' EXIT
   CMAKE_ARGS="$ARGS" CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)} \
