@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +56,12 @@ def _snippet(text: str) -> str:
     return (cut[:space] if space > SNIPPET_CHARS // 2 else cut).rstrip() + "…"
 
 
-def _keyword_ranking(terms: list[str], candidates: int) -> list[int]:
+_LEXEME = re.compile(r"'((?:[^']|'')+)'")
+
+
+def _keyword_ranking(terms: list[str], candidates: int) -> list[tuple[int, float]]:
+    """Chunks matching any of the terms, best first, each with its coverage: the share of the
+    query's distinct terms it contains."""
     if not terms:
         return []
     query = SearchQuery(_tsquery(terms), config="simple", search_type="raw")
@@ -62,9 +69,14 @@ def _keyword_ranking(terms: list[str], candidates: int) -> list[int]:
         Chunk.objects.filter(article__status=Article.Status.PUBLISHED, search=query)
         .annotate(rank=SearchRank(F("search"), query, cover_density=True))
         .order_by("-rank", "id")
-        .values_list("id", flat=True)[:candidates]
+        .values_list("id", "search")[:candidates]
     )
-    return list(rows)
+    wanted = set(list(dict.fromkeys(terms))[:_MAX_QUERY_TERMS])
+    ranking = []
+    for pk, vector in rows:
+        lexemes = {match.replace("''", "'") for match in _LEXEME.findall(str(vector))}
+        ranking.append((pk, len(wanted & lexemes) / len(wanted)))
+    return ranking
 
 
 def _vector_ranking(vector: list[float], candidates: int) -> list[tuple[int, float]]:
@@ -97,10 +109,14 @@ def chunk_search(*, query: str, language: str | None, limit: int) -> list[Search
     query_vector = embeddings.embed_query(query)
     vector = _vector_ranking(query_vector, candidates)
     minimum = settings.KNOWLEDGE_MIN_SIMILARITY
-    keyword_ids = set(keyword)
+    keyword_ids = {pk for pk, _coverage in keyword}
     scores: dict[int, float] = {}
-    for rank, pk in enumerate(keyword, start=1):
-        scores[pk] = scores.get(pk, 0.0) + 1.0 / (k + rank)
+    # A keyword match counts as much as the share of the question it explains: a product name
+    # left untranslated in a Chinese question matches nearly every article, and must not weigh
+    # as much as a chunk that holds every word of the question (reciprocal rank fusion alone
+    # gives them the same weight, which cost the hybrid a third of its cross-language recall).
+    for rank, (pk, coverage) in enumerate(keyword, start=1):
+        scores[pk] = scores.get(pk, 0.0) + coverage / (k + rank)
     for rank, (pk, sim) in enumerate(vector, start=1):
         if sim < minimum and pk not in keyword_ids:
             continue

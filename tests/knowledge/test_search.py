@@ -114,10 +114,18 @@ def test_keyword_side_finds_only_the_chunks_containing_the_terms() -> None:
     export_chunks = set(
         Chunk.objects.filter(article__external_id="export").values_list("id", flat=True)
     )
-    assert set(_keyword_ranking(tokenize("ZIP-Archiv", language="de"), 10)) == export_chunks
-    assert set(_keyword_ranking(tokenize("存储", language="zh-hans"), 10)) == set(
+
+    def ids(ranking: list[tuple[int, float]]) -> set[int]:
+        return {pk for pk, _coverage in ranking}
+
+    zip_archive = _keyword_ranking(tokenize("ZIP-Archiv", language="de"), 10)
+    assert ids(zip_archive) == export_chunks
+    assert all(coverage == 1.0 for _pk, coverage in zip_archive)  # every term is in them
+    assert ids(_keyword_ranking(tokenize("存储", language="zh-hans"), 10)) == set(
         Chunk.objects.filter(language="zh-hans").values_list("id", flat=True)
     )
+    half = _keyword_ranking(tokenize("ZIP-Archiv Quantencomputer", language="de"), 10)
+    assert ids(half) == export_chunks and all(0 < c < 1 for _pk, c in half)
     assert _keyword_ranking(tokenize("Quantencomputer", language="de"), 10) == []
 
 
@@ -133,3 +141,25 @@ def test_article_without_external_id_is_reported_by_primary_key() -> None:
 def test_empty_query_or_empty_base_gives_no_hits() -> None:
     assert chunk_search(query="   ", language="en", limit=5) == []
     assert chunk_search(query="password", language="en", limit=5) == []
+
+
+BRAND_ARTICLES = [
+    ("sync", "Northwind Cloud desktop sync", "Install the Northwind Cloud sync client on Windows."),
+    ("share", "Sharing in Northwind Cloud", "Share a Northwind Cloud folder with your team."),
+    ("sso", "Northwind Cloud single sign-on", "Connect Northwind Cloud to your identity provider."),
+    ("api", "The Northwind Cloud API", "Northwind Cloud has a REST API with tokens per user."),
+    ("trash", "Northwind Cloud trash", "Deleted Northwind Cloud files stay in the trash 30 days."),
+    ("refund", "Refunds", "Annual Northwind Cloud plans can be refunded within 30 days."),
+]
+
+
+def test_an_untranslated_product_name_does_not_outweigh_the_meaning_of_the_question() -> None:
+    # Every article names the product; the Chinese question shares only that name with them.
+    articles_import(
+        lines=[
+            json.dumps({"id": key, "lang": "en", "title": title, "body": body})
+            for key, title, body in BRAND_ARTICLES
+        ]
+    )
+    hits = chunk_search(query="Northwind Cloud 的年度套餐可以退款吗？", language="zh-hans", limit=3)
+    assert hits[0].article_id == "refund", [h.article_id for h in hits]
