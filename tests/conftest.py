@@ -17,6 +17,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Kill engine processes a failed test left behind (they run in sessions of their own, so
     they would outlive the run); only those whose state is under this run's temporary folder."""
+    import contextlib
     import signal
     from pathlib import Path
 
@@ -32,10 +33,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         except OSError:
             continue
         if b"chat.llm.engine_server" in cmdline and any(base.encode() in a for a in cmdline):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(int(proc.name), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 @pytest.fixture(autouse=True)
