@@ -26,6 +26,7 @@ from django.conf import settings
 from chat.llm.base import BackendStatus, Chunk, CompletionRequest, LLMBackend, LLMError
 from chat.llm.openai_compat import OpenAICompatBackend, Timeouts
 from chat.llm.supervisor import EngineConfig, EngineInfo, EngineSupervisor, supervisor_for
+from chat.llm.supervisor import engine_stop as engine_stop_in
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +211,7 @@ class LocalBackend(LLMBackend):
         return supervisor_for(self._config(self._path), state_dir=self.state_dir)
 
     def start(self) -> EngineInfo:
-        """The running engine, started now if needed (model load and one-token self-check)."""
+        """The running engine, started now if needed (model load and self-check)."""
         try:
             info = self.supervisor().ensure()
         except LLMError as exc:
@@ -340,11 +341,27 @@ class LocalBackend(LLMBackend):
 
 def engine_stop() -> bool:
     """Stop this data folder's engine (`manage.py engine stop`); False when none ran."""
-    from chat.llm.supervisor import EngineSupervisor
+    return engine_stop_in(Path(settings.LLM_LOCAL_ENGINE_DIR))
 
-    supervisor = EngineSupervisor(
-        state_dir=Path(settings.LLM_LOCAL_ENGINE_DIR),
-        config=EngineConfig(model_path="", context_tokens=0, threads=0, cache_mb=0),
-        start_timeout=0,
-    )
-    return supervisor.stop()
+
+def engines_start(backend: LLMBackend) -> list[tuple[str, EngineInfo]]:
+    """Start the local engines of a backend (itself, or the router's local steps) now, each with
+    its self-check, so that `llm_check` reports a build that cannot run here; raises LLMError."""
+    from chat.llm.router import RouterBackend
+
+    found = [backend] if isinstance(backend, LocalBackend) else []
+    if isinstance(backend, RouterBackend):
+        found = [
+            endpoint.backend
+            for step in backend.steps
+            for endpoint in step.endpoints
+            if isinstance(endpoint.backend, LocalBackend)
+        ]
+    started = []
+    for local in found:
+        assert isinstance(local, LocalBackend)
+        try:
+            started.append((local.name, local.start()))
+        except LLMError as exc:
+            raise LLMError(f"{local.name}: {exc}", code=exc.code) from exc
+    return started

@@ -73,6 +73,10 @@ def _process_state(pid: int) -> str:
     return stat.rsplit(")", 1)[-1].split()[0]
 
 
+_NOT_SERVING = ("", "Z", "X", "T", "t")  # gone, dead, or stopped (hung): needs replacing
+_GONE = ("", "Z")
+
+
 def cpu_summary() -> str:
     """The CPU model and the vector features that matter for llama.cpp's kernels."""
     model, flags = "unknown CPU", set[str]()
@@ -151,7 +155,7 @@ class EngineSupervisor:
         """The engine if it is alive and not stopped, without starting one (cheap: /proc)."""
         self._reap()
         info = self._known or self._read_state()
-        if info is None or _process_state(info.pid) in ("", "Z", "X", "T", "t"):
+        if info is None or _process_state(info.pid) in _NOT_SERVING:
             return None
         self._known = info
         return info
@@ -166,7 +170,7 @@ class EngineSupervisor:
             info = self._read_state()
             if info is not None:
                 state = _process_state(info.pid)
-                if state and state not in ("Z", "X", "T", "t") and info.config == self.config:
+                if state not in _NOT_SERVING and info.config == self.config:
                     self._known = info
                     return info
                 if state:  # stopped (hung), or another configuration: replace it
@@ -213,12 +217,12 @@ class EngineSupervisor:
                 os.kill(pid, signal.SIGTERM)
                 os.kill(pid, signal.SIGCONT)  # a stopped process only handles SIGTERM awake
                 deadline = time.monotonic() + 5
-                while time.monotonic() < deadline and _process_state(pid) not in ("", "Z"):
+                while time.monotonic() < deadline and _process_state(pid) not in _GONE:
                     time.sleep(0.05)
-            if _process_state(pid) not in ("", "Z"):
+            if _process_state(pid) not in _GONE:
                 os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and _process_state(pid) not in ("", "Z"):
+        while time.monotonic() < deadline and _process_state(pid) not in _GONE:
             time.sleep(0.02)
         child = self._children.pop(pid, None)
         if child is not None:
@@ -348,6 +352,16 @@ class EngineSupervisor:
             f"{(lines or [''])[-1][:300]} (log: {self.log_file})",
             code="engine_failed",
         )
+
+
+def engine_stop(state_dir: Path) -> bool:
+    """Stop the engine of a state folder, whatever its settings; False when none ran."""
+    stopper = EngineSupervisor(
+        state_dir=state_dir,
+        config=EngineConfig(model_path="", context_tokens=0, threads=0, cache_mb=0),
+        start_timeout=0,
+    )
+    return stopper.stop()
 
 
 _supervisors: dict[tuple[Path, EngineConfig], EngineSupervisor] = {}

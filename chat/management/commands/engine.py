@@ -11,7 +11,7 @@ from chat.llm.local import LocalBackend, engine_stop
 
 
 class Command(BaseCommand):
-    help = "Start (with its one-token self-check), stop or show the local engine process."
+    help = "Start (with its self-check), stop or show the local engine process."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("action", choices=["start", "stop", "status"])

@@ -11,8 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from chat.llm import get_backend
 from chat.llm.base import ChatTurn, CompletionRequest, LLMBackend, LLMError, Sampling
-from chat.llm.local import LocalBackend, model_file, model_prepare
-from chat.llm.router import RouterBackend
+from chat.llm.local import engines_start, model_file, model_prepare
 
 
 class Command(BaseCommand):
@@ -56,24 +55,15 @@ class Command(BaseCommand):
             raise CommandError("no LLM endpoint is available")
 
     def _start_engines(self, backend: LLMBackend) -> None:
-        """Start each local engine now: its start runs one token on this CPU (the self-check),
-        so a build that cannot run here is reported clearly instead of failing a reply."""
-        locals_ = [backend] if isinstance(backend, LocalBackend) else []
-        if isinstance(backend, RouterBackend):
-            locals_ = [
-                endpoint.backend
-                for step in backend.steps
-                for endpoint in step.endpoints
-                if isinstance(endpoint.backend, LocalBackend)
-            ]
-        for local in locals_:
-            assert isinstance(local, LocalBackend)
-            try:
-                info = local.start()
-            except LLMError as exc:
-                raise CommandError(f"{local.name}: {exc.code}: {exc}") from exc
+        """Start each local engine now: its start runs the self-check on this CPU, so a build
+        that cannot run here is reported clearly instead of failing a reply."""
+        try:
+            started = engines_start(backend)
+        except LLMError as exc:
+            raise CommandError(f"{exc.code}: {exc}") from exc
+        for name, info in started:
             self.stdout.write(
-                self.style.SUCCESS(f"{local.name}: engine pid {info.pid}, self-check passed")
+                self.style.SUCCESS(f"{name}: engine pid {info.pid}, self-check passed")
             )
 
     def _probe(self, backend: LLMBackend) -> None:

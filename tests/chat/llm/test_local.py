@@ -26,7 +26,7 @@ from chat.llm.local import (
     model_join,
     model_prepare,
 )
-from chat.llm.supervisor import EngineConfig, EngineSupervisor
+from chat.llm.supervisor import EngineConfig, EngineSupervisor, engine_stop
 from tests.chat.llm.conftest import smollm2_path
 
 SMOLLM2_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
@@ -46,11 +46,7 @@ def engine_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def stop_engine(directory: Path) -> None:
-    EngineSupervisor(
-        state_dir=directory,
-        config=EngineConfig(model_path="", context_tokens=0, threads=0, cache_mb=0),
-        start_timeout=0,
-    ).stop()
+    engine_stop(directory)
 
 
 @pytest.fixture
