@@ -245,6 +245,7 @@ class LocalBackend(LLMBackend):
         except LLMError as exc:
             if exc.code in _ENGINE_FAULTS:
                 supervisor = self.supervisor()
+                supervisor.condemn(info.pid)  # at once: the next request must not get it
                 # Off the event loop and not awaited: the reply's fallback must not wait for it.
                 threading.Thread(
                     target=supervisor.recover,

@@ -114,6 +114,9 @@ class EngineSupervisor:
         # Engines this process started, by pid: reaped when they exit (no zombies).
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._known: EngineInfo | None = None
+        # Engines that failed a reply: never handed out again, even while they are still dying
+        # (a killed process keeps its port for a moment and would reset the next connection).
+        self._condemned: set[int] = set()
 
     @property
     def state_file(self) -> Path:
@@ -155,7 +158,7 @@ class EngineSupervisor:
         """The engine if it is alive and not stopped, without starting one (cheap: /proc)."""
         self._reap()
         info = self._known or self._read_state()
-        if info is None or _process_state(info.pid) in _NOT_SERVING:
+        if info is None or info.pid in self._condemned or _process_state(info.pid) in _NOT_SERVING:
             return None
         self._known = info
         return info
@@ -170,7 +173,8 @@ class EngineSupervisor:
             info = self._read_state()
             if info is not None:
                 state = _process_state(info.pid)
-                if state not in _NOT_SERVING and info.config == self.config:
+                serving = state not in _NOT_SERVING and info.pid not in self._condemned
+                if serving and info.config == self.config:
                     self._known = info
                     return info
                 if state:  # stopped (hung), or another configuration: replace it
@@ -186,16 +190,21 @@ class EngineSupervisor:
             self._known = started
             return started
 
+    def condemn(self, pid: int) -> None:
+        """Engine `pid` failed a reply: from now on this process starts a fresh one instead."""
+        self._condemned.add(pid)
+        known = self._known
+        if known is not None and known.pid == pid:
+            self._known = None
+
     def recover(self, *, pid: int, reason: str) -> None:
         """After a reply failed on engine `pid`: kill it if it is still there (stopped, hung or
         half-dead), so that the next request starts a fresh one. A newer engine is left alone."""
+        self.condemn(pid)
         state = _process_state(pid)
         if state:
             logger.warning("killing engine pid %s (state %s) after %s", pid, state, reason)
             self._kill(pid)
-        known = self._known
-        if known is not None and known.pid == pid:
-            self._known = None
         self._reap()
 
     def stop(self) -> bool:
