@@ -1,0 +1,298 @@
+"""Source sync: manual, URL, sitemap and file sources fetched, upserted and indexed."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from autoglm_site.background import enqueue
+from knowledge.extract import document_from_bytes, html_to_markdown, markdown_title, sitemap_entries
+from knowledge.fetch import FetchError, client, fetch
+from knowledge.models import Article, Source, SyncRun
+from knowledge.services.fields import field_name, languages
+from knowledge.services.indexing import Progress, articles_index
+from knowledge.text import detect_language, normalize_language
+
+logger = logging.getLogger(__name__)
+
+_LOCK_NAMESPACE = 0x6B62  # "kb": first key of the per-source advisory lock
+
+
+def source_sync_later(*, source: Source, trigger: str = SyncRun.Trigger.MANUAL) -> None:
+    """Sync SOURCE in the background once the current transaction commits."""
+    from knowledge.tasks import sync_source
+
+    enqueue(sync_source, source_id=source.pk, trigger=str(trigger))
+
+
+class _Lock:
+    """A PostgreSQL advisory lock per source: two syncs of one source never run at once."""
+
+    def __init__(self, source_id: int) -> None:
+        self.source_id = source_id
+        self.held = False
+
+    def __enter__(self) -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_NAMESPACE, self.source_id])
+            self.held = bool(cursor.fetchone()[0])
+        return self.held
+
+    def __exit__(self, *exc: object) -> None:
+        if self.held:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_unlock(%s, %s)", [_LOCK_NAMESPACE, self.source_id]
+                )
+
+
+def _record_error(run: SyncRun, item: str, error: str) -> None:
+    run.failed += 1
+    run.errors = [*run.errors, {"item": item, "error": error}][-500:]
+
+
+def _upsert_page(
+    *, source: Source, external_id: str, title: str, body: str, url: str, extra: dict[str, str]
+) -> tuple[Article, str]:
+    """Create or update the one-language article of a fetched page; its outcome word."""
+    language = normalize_language(source.language) or detect_language(f"{title}\n{body[:2000]}")
+    if language not in languages():
+        language = settings.LANGUAGE_CODE
+    with transaction.atomic():
+        article = Article.objects.select_for_update().filter(external_id=external_id).first()
+        if article is not None and article.source_id not in (None, source.pk):
+            raise FetchError(
+                _("This page already belongs to another source (%(id)s).")
+                % {"id": article.source_id}
+            )
+        created = article is None
+        if article is None:
+            article = Article(
+                external_id=external_id, source=source, status=Article.Status.PUBLISHED
+            )
+        wanted = {
+            field_name(name, lang): (value if lang == language else None)
+            for lang in languages()
+            for name, value in (("title", title[:300]), ("body", body), ("url", url))
+        }
+        changed = created or any(getattr(article, key) != value for key, value in wanted.items())
+        for key, value in {**wanted, **extra}.items():
+            setattr(article, key, value)
+        article.source = source
+        article.save()
+    return article, "added" if created else ("updated" if changed else "unchanged")
+
+
+def _count(run: SyncRun, outcome: str) -> None:
+    setattr(run, outcome, getattr(run, outcome) + 1)
+
+
+def _index_into(run: SyncRun, article: Article) -> None:
+    indexed = articles_index(articles=[article])
+    run.chunks_embedded += indexed.chunks_embedded
+    run.chunks_deleted += indexed.chunks_deleted
+
+
+def _delete_missing(run: SyncRun, source: Source, seen: set[str]) -> None:
+    gone = Article.objects.filter(source=source).exclude(external_id__in=seen)
+    for article in gone:
+        run.chunks_deleted += article.chunks.count()
+        article.delete()  # chunks cascade: nothing stale stays searchable
+        run.deleted += 1
+
+
+def _sync_manual(run: SyncRun, source: Source, progress: Progress | None) -> None:
+    articles = list(Article.objects.filter(source=source))
+    run.total = len(articles)
+    for article in articles:
+        try:
+            indexed = articles_index(articles=[article])
+            _count(run, "updated" if indexed.articles_changed else "unchanged")
+            run.chunks_embedded += indexed.chunks_embedded
+            run.chunks_deleted += indexed.chunks_deleted
+        except Exception as exc:
+            logger.exception("indexing article %s failed", article.pk)
+            _record_error(run, article.public_id, str(exc))
+        _advance(run, progress)
+
+
+def _advance(run: SyncRun, progress: Progress | None) -> None:
+    run.done += 1
+    run.save()
+    if progress:
+        progress(run.done, run.total)
+
+
+def _sync_page(run: SyncRun, source: Source, http: Any, url: str, lastmod: str = "") -> None:
+    existing = Article.objects.filter(external_id=url, source=source).first()
+    if existing and lastmod and existing.sitemap_lastmod == lastmod and existing.indexed_hash:
+        _count(run, "unchanged")
+        return
+    fetched = fetch(
+        http,
+        url,
+        etag=existing.etag if existing else "",
+        last_modified=existing.last_modified if existing else "",
+    )
+    if fetched.not_modified and existing:
+        if lastmod and existing.sitemap_lastmod != lastmod:
+            Article.objects.filter(pk=existing.pk).update(sitemap_lastmod=lastmod)
+        _count(run, "unchanged")
+        return
+    if fetched.content_type in {"text/plain", "text/markdown", "text/x-markdown"}:
+        title, body = markdown_title(fetched.text, fallback=url)
+    else:
+        title, body = html_to_markdown(fetched.text)
+    if not (title or body).strip():
+        raise FetchError(_("The page has no text."))
+    article, outcome = _upsert_page(
+        source=source,
+        external_id=url,
+        title=title or url,
+        body=body,
+        url=url,
+        extra={
+            "etag": fetched.etag,
+            "last_modified": fetched.last_modified,
+            "sitemap_lastmod": lastmod,
+        },
+    )
+    _index_into(run, article)
+    _count(run, outcome)
+
+
+def _sitemap_pages(http: Any, url: str, run: SyncRun) -> tuple[list[tuple[str, str]], bool]:
+    """Pages of a sitemap (following sitemap indexes one level); True when it was cut short."""
+    limit = settings.KNOWLEDGE_SITEMAP_MAX_URLS
+    fetched = fetch(http, url)
+    pages, nested = sitemap_entries(fetched.text)
+    for child in nested:
+        if len(pages) >= limit:
+            break
+        try:
+            child_pages, _grandchildren = sitemap_entries(fetch(http, child).text)
+            pages.extend(child_pages)
+        except FetchError as exc:
+            _record_error(run, child, str(exc))
+            return pages, True  # incomplete list: deleting "missing" pages would be wrong
+    truncated = len(pages) > limit
+    if truncated:
+        _record_error(
+            run,
+            url,
+            _("The sitemap lists %(count)s URLs; only the first %(limit)s are synced.")
+            % {"count": len(pages), "limit": limit},
+        )
+    unique: dict[str, str] = {}
+    for loc, lastmod in pages[:limit]:
+        unique.setdefault(loc, lastmod)
+    return list(unique.items()), truncated
+
+
+def _sync_remote(run: SyncRun, source: Source, progress: Progress | None) -> None:
+    with client() as http:
+        if source.kind == Source.Kind.SITEMAP:
+            try:
+                pages, truncated = _sitemap_pages(http, source.url, run)
+            except FetchError as exc:
+                _record_error(run, source.url, str(exc))
+                return
+        else:
+            pages, truncated = [(source.url, "")], False
+        run.total = len(pages)
+        run.save()
+        seen: set[str] = set()
+        for url, lastmod in pages:
+            seen.add(url)
+            try:
+                _sync_page(run, source, http, url, lastmod)
+            except Exception as exc:  # one failed page never aborts the run
+                if not isinstance(exc, FetchError):
+                    logger.exception("sync of %s failed", url)
+                _record_error(run, url, str(exc))
+            _advance(run, progress)
+        if not truncated:
+            _delete_missing(run, source, seen)
+
+
+def _sync_file(run: SyncRun, source: Source) -> None:
+    run.total = 1
+    if not source.file:
+        _record_error(run, source.name, _("No file was uploaded."))
+        return
+    external_id = f"file:{source.pk}:{source.file.name}"
+    try:
+        with source.file.open("rb") as handle:
+            data = handle.read(settings.KNOWLEDGE_FETCH_MAX_BYTES + 1)
+        if len(data) > settings.KNOWLEDGE_FETCH_MAX_BYTES:
+            raise FetchError(
+                _("The file is larger than %(limit)s bytes.")
+                % {"limit": settings.KNOWLEDGE_FETCH_MAX_BYTES}
+            )
+        title, body = document_from_bytes(name=source.file.name, data=data)
+        if not (title or body).strip():
+            raise FetchError(_("The file has no text."))
+        article, outcome = _upsert_page(
+            source=source, external_id=external_id, title=title, body=body, url="", extra={}
+        )
+        _index_into(run, article)
+        _count(run, outcome)
+    except Exception as exc:
+        if not isinstance(exc, FetchError):
+            logger.exception("sync of file source %s failed", source.pk)
+        _record_error(run, source.file.name, str(exc))
+        return
+    _delete_missing(run, source, {external_id})
+
+
+def source_sync(
+    *, source_id: int, trigger: str = SyncRun.Trigger.MANUAL, progress: Progress | None = None
+) -> SyncRun | None:
+    """Sync one source and record the run; None when another sync of it is running.
+
+    Safe to run twice at once (an advisory lock per source) and idempotent: unchanged pages
+    (sitemap lastmod, ETag/Last-Modified, content hashes) cost no embedding.
+    """
+    source = Source.objects.filter(pk=source_id).first()
+    if source is None:
+        return None
+    with _Lock(source.pk) as held:
+        if not held:
+            logger.info("sync of source %s skipped: another sync holds its lock", source.pk)
+            return None
+        run = SyncRun.objects.create(source=source, trigger=trigger)
+        try:
+            if source.kind == Source.Kind.MANUAL:
+                _sync_manual(run, source, progress)
+            elif source.kind == Source.Kind.FILE:
+                _sync_file(run, source)
+            else:
+                _sync_remote(run, source, progress)
+        except Exception as exc:  # the run is recorded whatever happens
+            logger.exception("sync of source %s failed", source.pk)
+            _record_error(run, source.name, str(exc))
+            run.status = SyncRun.Status.FAILED
+        else:
+            run.status = SyncRun.Status.PARTIAL if run.failed else SyncRun.Status.SUCCEEDED
+        run.finished_at = timezone.now()
+        run.save()
+        Source.objects.filter(pk=source.pk).update(last_synced_at=run.finished_at)
+        return run
+
+
+def sources_sync_due(*, now: Any = None) -> list[int]:
+    """Enqueue the sync of every enabled source whose interval has elapsed; their ids."""
+    now = now or timezone.now()
+    due = []
+    for source in Source.objects.filter(enabled=True, sync_interval_minutes__isnull=False):
+        interval = timedelta(minutes=source.sync_interval_minutes or 0)
+        if source.last_synced_at is None or source.last_synced_at + interval <= now:
+            source_sync_later(source=source, trigger=SyncRun.Trigger.SCHEDULE)
+            due.append(source.pk)
+    return due
