@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from html.parser import HTMLParser
 from io import StringIO
 from pathlib import Path
 from unittest import mock
@@ -144,14 +146,104 @@ def test_sync_now_action_enqueues_the_selected_sources(admin_client: Client) -> 
     later.assert_called_once_with(source=source, trigger=SyncRun.Trigger.MANUAL)
 
 
+class _ChangeListRows(HTMLParser):
+    """The cells of an admin change list's result rows: {object id: {column: text}}.
+
+    Only rows of the results table count, so the filter sidebar (which names every status
+    on every page) can never satisfy an assertion about a run.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, dict[str, str]] = {}
+        self._in_results = False
+        self._row: dict[str, str] | None = None
+        self._row_id = ""
+        self._column = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "table" and attributes.get("id") == "result_list":
+            self._in_results = True
+        elif self._in_results and tag == "tr":
+            self._row, self._row_id = {}, ""
+        elif self._row is not None and tag in {"td", "th"}:
+            classes = (attributes.get("class") or "").split()
+            self._column = next((c[6:] for c in classes if c.startswith("field-")), "")
+            if self._column:
+                self._row[self._column] = ""
+        elif (
+            self._row is not None
+            and tag == "input"
+            and attributes.get("name") == "_selected_action"
+        ):
+            self._row_id = attributes.get("value") or ""
+        elif self._row is not None and tag == "a" and not self._row_id:
+            # the row's link to its object: .../<id>/change/
+            match = re.search(r"/(\d+)/change/", attributes.get("href") or "")
+            self._row_id = match.group(1) if match else ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self._in_results = False
+        elif tag in {"td", "th"}:
+            self._column = ""
+        elif tag == "tr" and self._row is not None:
+            if self._row_id:
+                self.rows[self._row_id] = {k: v.strip() for k, v in self._row.items()}
+            self._row = None
+
+    def handle_data(self, data: str) -> None:
+        if self._row is not None and self._column:
+            self._row[self._column] += data
+
+
+def changelist_rows(html: str) -> dict[str, dict[str, str]]:
+    parser = _ChangeListRows()
+    parser.feed(html)
+    return parser.rows
+
+
 def test_sync_runs_list_counts_and_show_errors(admin_client: Client) -> None:
-    run_ = SyncRun.objects.create(
-        trigger="manual", failed=1, added=3, errors=[{"item": "https://x/a", "error": "HTTP 404"}]
+    running = SyncRun.objects.create(
+        trigger="manual",
+        total=4,
+        done=2,
+        failed=1,
+        added=3,
+        errors=[{"item": "https://x/a", "error": "HTTP 404"}],
+    )
+    partial = SyncRun.objects.create(
+        trigger="schedule",
+        status=SyncRun.Status.PARTIAL,
+        total=9,
+        done=9,
+        added=1,
+        updated=5,
+        unchanged=2,
+        deleted=1,
+        failed=2,
+        chunks_embedded=7,
     )
     listing = admin_client.get(reverse("admin:knowledge_syncrun_changelist")).content.decode()
-    assert "Finished with errors" in listing or "Running" in listing
-    detail = admin_client.get(reverse("admin:knowledge_syncrun_change", args=[run_.pk]))
-    assert "HTTP 404" in detail.content.decode()
+    rows = changelist_rows(listing)
+    columns = (
+        "status",
+        "progress",
+        "added",
+        "updated",
+        "unchanged",
+        "deleted",
+        "failed",
+        "chunks_embedded",
+    )
+    shown = {pk: tuple(row.get(column) for column in columns) for pk, row in rows.items()}
+    assert shown == {
+        str(running.pk): ("Running", "2/4", "3", "0", "0", "0", "1", "0"),
+        str(partial.pk): ("Finished with errors", "9/9", "1", "5", "2", "1", "2", "7"),
+    }
+    detail = admin_client.get(reverse("admin:knowledge_syncrun_change", args=[running.pk]))
+    assert "<li><code>https://x/a</code>: HTTP 404</li>" in detail.content.decode()
 
 
 def test_search_preview_shows_hits_with_scores(admin_client: Client, jsonl: Path) -> None:
