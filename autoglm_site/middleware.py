@@ -12,7 +12,8 @@ from django.utils import translation
 from django.utils.cache import patch_vary_headers
 
 from autoglm_site.catalogues import catalogues_reload_if_changed
-from chat.language import language_negotiate, language_supported
+from autoglm_site.languages import language_supported
+from chat.language import language_negotiate
 
 
 class InterfaceLanguageMiddleware(LocaleMiddleware):
@@ -20,9 +21,9 @@ class InterfaceLanguageMiddleware(LocaleMiddleware):
 
     Order: the language cookie (set by Django's set_language view at /i18n/setlang/) > the URL
     language prefix (/fr/...) > Accept-Language by quality, with regional fallbacks (zh-CN ->
-    zh-hans, pt-PT -> pt-br, es-MX -> es; chat.language) > settings.LANGUAGE_CODE. Django's own
-    middleware ranks the URL prefix above the cookie; a prefixed URL that disagrees with the
-    visitor's choice is redirected to the chosen language's URL instead.
+    zh-hans, pt-PT -> pt-br, es-MX -> es; autoglm_site.languages) > settings.LANGUAGE_CODE.
+    Django's own middleware ranks the URL prefix above the cookie; a prefixed URL that disagrees
+    with the visitor's choice is redirected to the chosen language's URL instead.
     """
 
     # Django's stubs type process_request as returning None; a middleware may answer early.

@@ -12,6 +12,7 @@ from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.views.decorators.http import require_GET
 from django.views.i18n import JSONCatalog
 
+from autoglm_site.languages import ALIASES, language_bidi
 from chat.origins import origin_allowed
 
 _catalog_view = JSONCatalog.as_view(domain="djangojs", packages=["chat"])
@@ -27,17 +28,23 @@ def _cross_origin(response: HttpResponseBase, *, max_age: int) -> HttpResponseBa
 
 @require_GET
 def widget_config(request: HttpRequest) -> HttpResponseBase:
-    """Languages, the site default and whether the asking page's origin may embed the chat."""
+    """Languages, the site default and whether the asking page's origin may embed the chat.
+
+    `aliases` is autoglm_site.languages.ALIASES, so the widget maps navigator.languages onto a
+    code exactly as the server maps Accept-Language (the widget's supported() mirrors
+    language_supported).
+    """
     origin = request.headers.get("Origin")
     languages: list[dict[str, Any]] = []
     for code, _name in settings.LANGUAGES:
         info = translation.get_language_info(code)
-        languages.append({"code": code, "name": info["name_local"], "bidi": info["bidi"]})
+        languages.append({"code": code, "name": info["name_local"], "bidi": language_bidi(code)})
     response = JsonResponse(
         {
             "origin_allowed": origin_allowed(origin),
             "default_language": settings.LANGUAGE_CODE,
             "languages": languages,
+            "aliases": dict(ALIASES),
             "assistant_name": settings.CHAT_ASSISTANT_NAME,
             "max_message_chars": settings.CHAT_MAX_MESSAGE_CHARS,
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Q
 
-from chat.language import language_supported
+from autoglm_site.languages import language_supported
 from chat.models import GlossaryTerm
 
 

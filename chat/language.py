@@ -4,37 +4,11 @@ from __future__ import annotations
 
 import regex
 from django.conf import settings
-from django.utils.translation import get_supported_language_variant
 from django.utils.translation.trans_real import parse_accept_lang_header
 
-# Regional tags Django's own variant lookup would not map onto our codes.
-_ALIASES = {
-    "zh": "zh-hans",
-    "zh-cn": "zh-hans",
-    "zh-sg": "zh-hans",
-    "zh-my": "zh-hans",
-    "zh-hans-cn": "zh-hans",
-    "zh-tw": "zh-hant",
-    "zh-hk": "zh-hant",
-    "zh-mo": "zh-hant",
-    "zh-hant-tw": "zh-hant",
-    "pt": "pt-br",
-    "pt-pt": "pt-br",
-}
+from autoglm_site.languages import dominant_script, language_supported, script_languages
 
-
-def language_supported(code: str | None) -> str | None:
-    """The LANGUAGES code for a tag like zh-CN, pt, es-MX or ar_EG; None if unsupported."""
-    if not code:
-        return None
-    tag = code.strip().replace("_", "-").lower()
-    if not tag or len(tag) > 35:
-        return None
-    tag = _ALIASES.get(tag, tag)
-    try:
-        return get_supported_language_variant(tag)
-    except LookupError:
-        return None
+__all__ = ["language_negotiate", "language_supported", "reply_language"]
 
 
 def language_negotiate(*, requested: str | None = None, accept_language: str = "") -> str:
@@ -52,17 +26,8 @@ def language_negotiate(*, requested: str | None = None, accept_language: str = "
 
 
 # --- Reply language ---------------------------------------------------------------------------
-# Scripts that only one of the interface languages is written in: even a one-word message in
-# them says which language the visitor writes.
-_SCRIPT_LANGUAGES = (
-    (regex.compile(r"[\p{Hiragana}\p{Katakana}]"), ("ja",)),
-    (regex.compile(r"\p{Hangul}"), ("ko",)),
-    (regex.compile(r"\p{Arabic}"), ("ar",)),
-    (regex.compile(r"\p{Hebrew}"), ("he",)),
-    (regex.compile(r"\p{Cyrillic}"), ("ru",)),
-    (regex.compile(r"\p{Han}"), ("zh-hans", "zh-hant", "ja")),
-    (regex.compile(r"\p{Latin}"), ("en", "es", "de", "fr", "pt-br")),
-)
+# The script of a message narrows the languages it can be in (autoglm_site.languages): even a
+# one-word message in a script only one interface language uses says which language it is.
 _CHINESE = ("zh-hans", "zh-hant")
 _WORD = regex.compile(r"[\p{L}\p{M}]+")
 _IDEOGRAPH = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}]")
@@ -74,15 +39,8 @@ _MIN_IDEOGRAPHS = 4
 
 def _script_candidates(text: str) -> tuple[str, ...]:
     """The languages whose script most of TEXT's letters are written in."""
-    best: tuple[str, ...] = ()
-    best_count = 0
-    for pattern, languages in _SCRIPT_LANGUAGES:
-        count = len(pattern.findall(text))
-        if count > best_count:
-            best, best_count = languages, count
-    if best == _SCRIPT_LANGUAGES[-2][1] and _SCRIPT_LANGUAGES[0][0].search(text):
-        return ("ja",)  # kanji with kana is Japanese
-    return best
+    script = dominant_script(text)
+    return script_languages(script) if script else ()
 
 
 def _chinese_script(text: str) -> str | None:

@@ -13,9 +13,6 @@
   var wsUrl = (base.protocol === "https:" ? "wss://" : "ws://") + base.host + "/ws/chat/";
   var storeKey = "autoglm:" + base.host;
   var choiceKey = storeKey + ":locale";
-  var ALIASES = { zh: "zh-hans", "zh-cn": "zh-hans", "zh-sg": "zh-hans", "zh-my": "zh-hans",
-    "zh-tw": "zh-hant", "zh-hk": "zh-hant", "zh-mo": "zh-hant", pt: "pt-br", "pt-pt": "pt-br" };
-  var RTL = /^(ar|he|fa|ur)(-|$)/;
 
   // --- strings: Django's catalogue, English source strings until it has loaded ---------------
   var catalog = {};
@@ -51,22 +48,37 @@
     greeting: data.greeting || "",
     name: data.assistantName || "",
   };
-  var site = { languages: [{ code: "en", name: "English", bidi: false }], default_language: "en",
-    max_message_chars: 4000, assistant_name: "Assistant" };
+  // Languages (with their direction) and tag aliases come from the server's one table
+  // (autoglm_site.languages), so a browser tag maps as Accept-Language does there.
+  var site = { languages: [{ code: "en", name: "English", bidi: false }], aliases: {},
+    default_language: "en", max_message_chars: 4000, assistant_name: "Assistant" };
   // Signed visitor identity (data-visitor-id + data-visitor-signature, or identify()): sent in
   // hello; the server does not verify it yet (docs/widget.md, TODO).
   var identity = data.visitorId ? { id: data.visitorId, signature: data.visitorSignature || "" } : null;
 
+  // Mirrors autoglm_site.languages.language_supported: the tag's prefixes, then its language
+  // with each later subtag (zh-yue-hk -> zh-hk), then the language alone, each through the
+  // aliases; then the first supported regional variant of the language.
   function supported(tag) {
     if (!tag) return null;
     var t = String(tag).trim().replace(/_/g, "-").toLowerCase();
-    t = ALIASES[t] || t;
+    if (!t || t.length > 35) return null;
     var codes = site.languages.map(function (l) { return l.code; });
-    if (codes.indexOf(t) >= 0) return t;
-    if (/^zh-.*(hant|tw|hk|mo)/.test(t) && codes.indexOf("zh-hant") >= 0) return "zh-hant";
-    var head = t.split("-")[0];
-    if (ALIASES[head] && codes.indexOf(ALIASES[head]) >= 0) return ALIASES[head];
-    return codes.indexOf(head) >= 0 ? head : null;
+    var aliases = site.aliases || {};
+    var parts = t.split("-"), tries = [], i, n;
+    for (n = parts.length; n > 1; n--) tries.push(parts.slice(0, n).join("-"));
+    for (i = 1; i < parts.length; i++) tries.push(parts[0] + "-" + parts[i]);
+    tries.push(parts[0]);
+    for (i = 0; i < tries.length; i++) {
+      var alias = Object.prototype.hasOwnProperty.call(aliases, tries[i]) ? aliases[tries[i]] : null;
+      if (alias && codes.indexOf(alias) >= 0) return alias;
+      if (codes.indexOf(tries[i]) >= 0) return tries[i];
+    }
+    for (i = 0; i < codes.length; i++) if (codes[i].indexOf(parts[0] + "-") === 0) return codes[i];
+    return null;
+  }
+  function bidi(code) {
+    return site.languages.some(function (l) { return l.code === code && l.bidi; });
   }
   function stored(key) { try { return localStorage.getItem(key); } catch (e) { return null; } }
   // Locale order: data attribute, the visitor's choice, navigator.languages, the site default.
@@ -249,7 +261,7 @@
     updateCount();
   }
   function setDir(lang) {
-    w.setAttribute("dir", RTL.test(lang) ? "rtl" : "ltr");
+    w.setAttribute("dir", bidi(lang) ? "rtl" : "ltr");
     w.setAttribute("lang", lang);
   }
 
