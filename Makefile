@@ -26,6 +26,7 @@ run: install model
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py compilemessages --ignore=.venv >/dev/null
 	$(PY) manage.py collectstatic --noinput >/dev/null
+	$(PY) manage.py kb_reindex
 	$(PY) manage.py kb_import knowledge/fixtures/demo_articles.jsonl
 	$(PY) manage.py demo_setup --url http://$(HOST):$(PORT)/
 	-$(PY) manage.py llm_check
@@ -47,6 +48,7 @@ screenshots: install model chromium
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py compilemessages --ignore=.venv >/dev/null
 	$(PY) manage.py collectstatic --noinput >/dev/null
+	$(PY) manage.py kb_reindex
 	$(PY) manage.py kb_import knowledge/fixtures/demo_articles.jsonl
 	$(PY) manage.py engine start
 	$(PY) scripts/screenshots.py

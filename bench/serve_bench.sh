@@ -40,6 +40,7 @@ export SECRET_KEY=${SECRET_KEY:-bench-only-secret-key-not-for-production-0123456
 export ALLOWED_HOSTS=${ALLOWED_HOSTS:-127.0.0.1,localhost}
 export DEBUG=false
 export LLM_BACKEND=chat.llm.fake.FakeBackend
+export CHAT_NO_KNOWLEDGE_REPLY=model  # the bench measures streaming, not grounding
 export LLM_FAKE_FIRST_TOKEN_MS=${LLM_FAKE_FIRST_TOKEN_MS:-40}
 export LLM_FAKE_TOKEN_MS=${LLM_FAKE_TOKEN_MS:-20}
 export CHAT_RATE_LIMIT_MESSAGES=${CHAT_RATE_LIMIT_MESSAGES:-1000000}

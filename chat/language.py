@@ -68,7 +68,8 @@ def _encodes(char: str, encoding: str) -> bool:
     return True
 
 
-def _is_short(text: str) -> bool:
+def message_is_short(text: str) -> bool:
+    """Fewer than three words (or four ideographs): a greeting, a thanks, a yes."""
     ideographs = len(_IDEOGRAPH.findall(text))
     if ideographs:
         return ideographs < _MIN_IDEOGRAPHS
@@ -89,7 +90,7 @@ def reply_language(*, text: str, conversation_language: str) -> str:
     candidates = _script_candidates(text)
     if not candidates:
         return current  # digits, emoji, a URL: nothing to go on
-    if _is_short(text):
+    if message_is_short(text):
         if current in candidates:
             if current in _CHINESE:
                 return _chinese_script(text) or current

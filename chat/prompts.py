@@ -11,17 +11,14 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.utils import translation
 
-from chat.llm.base import ChatTurn, Sampling
-from chat.models import DecodingPreset, Message, TurnKnowledge
-
-logger = logging.getLogger(__name__)
+from chat.llm.base import ChatTurn
+from chat.models import Message
 
 _SYSTEM_PROMPT = (
     "You are {name}, the customer-service assistant of this company. Answer briefly and "
@@ -43,9 +40,11 @@ class KnowledgeSnippet:
     title: str
     url: str
     text: str
+    # The language the excerpt is written in ("" in snippets stored before it was recorded).
+    language: str = ""
 
     def as_dict(self) -> dict[str, str]:
-        return {"title": self.title, "url": self.url, "text": self.text}
+        return {"title": self.title, "url": self.url, "text": self.text, "language": self.language}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> KnowledgeSnippet:
@@ -53,6 +52,7 @@ class KnowledgeSnippet:
             title=str(data.get("title", "")),
             url=str(data.get("url", "")),
             text=str(data.get("text", "")),
+            language=str(data.get("language", "")),
         )
 
 
@@ -178,67 +178,3 @@ def naive_prompt_build(
         else:
             turns.append(ChatTurn(role="assistant", content=message.text))
     return turns
-
-
-def preset_sampling(*, task: str, assistant: str | None = None) -> Sampling:
-    """The admin's decoding preset for a task (this assistant's, else everyone's), else defaults."""
-    name = settings.CHAT_ASSISTANT_NAME if assistant is None else assistant
-    rows = DecodingPreset.objects.filter(task=task, assistant__in=[name, ""])
-    presets = {preset.assistant: preset for preset in rows}
-    preset = presets.get(name) or presets.get("")
-    if preset is None:
-        return Sampling()
-    return Sampling(
-        temperature=preset.temperature,
-        top_p=preset.top_p,
-        max_tokens=preset.max_tokens,
-        stop=preset.stop_sequences(),
-        presence_penalty=preset.presence_penalty,
-        frequency_penalty=preset.frequency_penalty,
-        seed=preset.seed,
-    )
-
-
-def turn_knowledge(*, question: Message | None, language: str) -> list[KnowledgeSnippet]:
-    """The knowledge for a visitor's message: retrieved once, then stored with the message,
-    so a regenerated reply and every later prompt see exactly the same text."""
-    if question is None:
-        return []
-    stored = TurnKnowledge.objects.filter(message=question).first()
-    if stored is not None:
-        return [KnowledgeSnippet.from_dict(item) for item in stored.snippets]
-    snippets = _knowledge_search(query=question.text, language=language)
-    TurnKnowledge.objects.get_or_create(
-        message=question, defaults={"snippets": [s.as_dict() for s in snippets]}
-    )
-    return snippets
-
-
-def knowledge_given(*, messages: Sequence[Message]) -> dict[int, list[KnowledgeSnippet]]:
-    """The stored knowledge of earlier visitor messages, by message id."""
-    rows = TurnKnowledge.objects.filter(message__in=[m.pk for m in messages])
-    return {
-        row.message_id: [KnowledgeSnippet.from_dict(item) for item in row.snippets] for row in rows
-    }
-
-
-def _knowledge_search(*, query: str, language: str) -> list[KnowledgeSnippet]:
-    limit = int(settings.LLM_PROMPT_KNOWLEDGE_LIMIT)
-    if limit < 1 or not query.strip():
-        return []
-    try:
-        from knowledge.search import chunk_search  # built in parallel; optional
-    except ImportError:
-        return []
-    try:
-        hits = chunk_search(query=query, language=language, limit=limit)
-    except Exception:  # a reply without knowledge beats no reply
-        logger.exception("knowledge search failed; answering without knowledge")
-        return []
-    # Fusion scores always rank something first; similarity says whether it is relevant.
-    floor = settings.CHAT_KNOWLEDGE_MIN_SIMILARITY
-    return [
-        KnowledgeSnippet(title=str(hit.title), url=str(hit.url), text=str(hit.snippet))
-        for hit in hits[:limit]
-        if float(getattr(hit, "similarity", 1.0)) >= floor
-    ]

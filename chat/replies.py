@@ -23,17 +23,14 @@ from django.conf import settings
 from chat import selectors, services
 from chat.asyncdb import in_thread
 from chat.glossary import glossary_prompt
+from chat.language import message_is_short, reply_language
 from chat.live import get_live_text
 from chat.llm import get_backend
-from chat.llm.base import Chunk, CompletionRequest, LLMError, Usage
+from chat.llm.base import Chunk, CompletionRequest, LLMBackend, LLMError, Usage
+from chat.llm.extractive import ExtractiveBackend
 from chat.models import Conversation, DecodingPreset, Message
-from chat.prompts import (
-    knowledge_given,
-    preset_sampling,
-    prompt_build,
-    turn_knowledge,
-    turn_note,
-)
+from chat.prompts import prompt_build, turn_note
+from chat.reply_text import ReplyFilter
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +101,15 @@ def _prompt_for(reply: Message) -> CompletionRequest:
     conversation = Conversation.objects.get(pk=reply.conversation_id)
     history = selectors.prompt_history(reply=reply)
     question = history[-1] if history and history[-1].role == Message.Role.USER else None
-    knowledge = turn_knowledge(question=question, language=conversation.language)
-    past = knowledge_given(messages=[m for m in history[:-1] if m.role == Message.Role.USER])
+    answer_language = (
+        reply_language(text=question.text, conversation_language=conversation.language)
+        if question is not None
+        else conversation.language
+    )
+    knowledge = services.turn_knowledge(question=question, language=answer_language)
+    past = selectors.knowledge_given(
+        messages=[m for m in history[:-1] if m.role == Message.Role.USER]
+    )
     notes = {
         m.pk: turn_note(
             text=m.text,
@@ -126,11 +130,30 @@ def _prompt_for(reply: Message) -> CompletionRequest:
     )
     return CompletionRequest(
         messages=messages,
-        sampling=preset_sampling(task=DecodingPreset.Task.SUPPORT_ANSWER),
+        sampling=selectors.preset_sampling(task=DecodingPreset.Task.SUPPORT_ANSWER),
         affinity_key=str(conversation.pk),
         language=conversation.language,
         query=question.text if question is not None else "",
+        reply_language=answer_language,
+        knowledge=[snippet.as_dict() for snippet in knowledge],
     )
+
+
+def _backend_for(request: CompletionRequest) -> LLMBackend:
+    """The configured backend, except where the reply is built from the knowledge alone: for a
+    reply language the engine cannot write well (CHAT_EXTRACTIVE_LANGUAGES), and, with
+    CHAT_NO_KNOWLEDGE_REPLY=template, for a question nothing relevant was found for (a small
+    model asked to say it does not know still states facts; a greeting or a short follow-up
+    like "thanks" still goes to the model)."""
+    if request.reply_language in settings.CHAT_EXTRACTIVE_LANGUAGES:
+        return ExtractiveBackend()
+    if (
+        settings.CHAT_NO_KNOWLEDGE_REPLY == "template"
+        and not request.knowledge
+        and not message_is_short(request.query)
+    ):
+        return ExtractiveBackend()
+    return get_backend()
 
 
 class ReplyRunner:
@@ -183,7 +206,6 @@ class ReplyRunner:
         assert layer is not None
         live = get_live_text()
         group = group_name(reply.conversation_id)
-        backend = get_backend()
         # Deltas go out at most every CHAT_COALESCE_MS, and less often when this process
         # streams many replies at once, so that its total stays near CHAT_MAX_FRAMES_PER_SECOND
         # (each frame costs a channel-layer send). The first delta always goes out at once.
@@ -207,7 +229,7 @@ class ReplyRunner:
 
         async def pump(request: CompletionRequest) -> None:
             try:
-                async for chunk in backend.stream(request):
+                async for chunk in _backend_for(request).stream(request):
                     await queue.put(chunk)
                 await queue.put(_END)
             except asyncio.CancelledError:
@@ -228,8 +250,10 @@ class ReplyRunner:
             last_flush = time.monotonic()
 
         pump_task: asyncio.Task[None] | None = None
+        shown: ReplyFilter | None = None
         try:
             request = await in_thread(_prompt_for)(reply)
+            shown = ReplyFilter(request.reply_language or request.language)
             pump_task = asyncio.create_task(pump(request))
             while True:
                 now = time.monotonic()
@@ -254,10 +278,11 @@ class ReplyRunner:
                     logger.warning("reply %s failed: %s: %s", reply.pk, error_code, item)
                     break
                 if isinstance(item, Chunk):
-                    if item.text:
+                    piece = shown.feed(item.text, verbatim=item.verbatim) if item.text else ""
+                    if piece:
                         if ttft_ms is None:
                             ttft_ms = (time.monotonic() - started) * 1000
-                        pending += item.text
+                        pending += piece
                     if item.usage is not None:
                         usage = item.usage
                         backend_ttft_ms = item.backend_ttft_ms
@@ -272,6 +297,8 @@ class ReplyRunner:
                     if stop:
                         status = Message.Status.CANCELLED
                         break
+            if shown is not None:
+                pending += shown.flush()
             if pending:
                 await flush()
         finally:

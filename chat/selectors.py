@@ -1,12 +1,18 @@
-"""Reads for the chat: conversations, message history and prompt history."""
+"""Reads for the chat: conversations, message history, prompt history, the knowledge given
+with earlier messages and the admins' decoding presets."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
+
 from chat import errors
-from chat.models import Conversation, Feedback, Message, TurnKnowledge, Visitor
+from chat.llm.base import Sampling
+from chat.models import Conversation, DecodingPreset, Feedback, Message, TurnKnowledge, Visitor
+from chat.prompts import KnowledgeSnippet
 
 HISTORY_LIMIT = 200
 
@@ -135,3 +141,30 @@ _UNSEEN = (
     Message.Status.INTERRUPTED,
     Message.Status.FAILED,
 )
+
+
+def knowledge_given(*, messages: Sequence[Message]) -> dict[int, list[KnowledgeSnippet]]:
+    """The stored knowledge of earlier visitor messages, by message id."""
+    rows = TurnKnowledge.objects.filter(message__in=[m.pk for m in messages])
+    return {
+        row.message_id: [KnowledgeSnippet.from_dict(item) for item in row.snippets] for row in rows
+    }
+
+
+def preset_sampling(*, task: str, assistant: str | None = None) -> Sampling:
+    """The admin's decoding preset for a task (this assistant's, else everyone's), else defaults."""
+    name = settings.CHAT_ASSISTANT_NAME if assistant is None else assistant
+    rows = DecodingPreset.objects.filter(task=task, assistant__in=[name, ""])
+    presets = {preset.assistant: preset for preset in rows}
+    preset = presets.get(name) or presets.get("")
+    if preset is None:
+        return Sampling()
+    return Sampling(
+        temperature=preset.temperature,
+        top_p=preset.top_p,
+        max_tokens=preset.max_tokens,
+        stop=preset.stop_sequences(),
+        presence_penalty=preset.presence_penalty,
+        frequency_penalty=preset.frequency_penalty,
+        seed=preset.seed,
+    )

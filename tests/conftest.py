@@ -46,6 +46,10 @@ def _fast_chat(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
     settings.LLM_FAKE_TOKEN_MS = 2
     settings.CHAT_COALESCE_MS = 30
     settings.CHAT_CHECKPOINT_MS = 100
+    # The fake backend stands for the model: replies built from the knowledge alone are tested
+    # where they are meant (tests/chat/test_grounding.py).
+    settings.CHAT_NO_KNOWLEDGE_REPLY = "model"
+    settings.CHAT_EXTRACTIVE_LANGUAGES = ()
     FakeBackend.reset()
     yield
     FakeBackend.reset()

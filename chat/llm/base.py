@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -37,6 +37,11 @@ class CompletionRequest:
     language: str = ""
     # The visitor's newest message as typed (no knowledge attached): for knowledge fallbacks.
     query: str = ""
+    # The language to answer the newest message in (chat.language.reply_language), and the
+    # relevant knowledge given with it ({title, url, text, language}), for backends that build
+    # a reply from the knowledge themselves.
+    reply_language: str = ""
+    knowledge: Sequence[Mapping[str, str]] = ()
 
 
 @dataclass
@@ -55,6 +60,9 @@ class Chunk:
     backend_ttft_ms: float | None = None
     # On the last chunk: "stop", "length" (max_tokens reached), "cancelled", or None.
     finish_reason: str | None = None
+    # Text quoted as it is (a knowledge fallback's article titles and excerpts): shown without
+    # the reply-language filter.
+    verbatim: bool = False
 
 
 @dataclass(frozen=True)

@@ -179,7 +179,7 @@ class KnowledgeFallbackBackend(LLMBackend):
                     "Sorry, the assistant is unavailable right now. Please try again in a few "
                     "minutes, or contact our support team."
                 )
-        yield Chunk(text=text)
+        yield Chunk(text=text, verbatim=True)
         yield Chunk(usage=Usage(), finish_reason="fallback")
 
     async def check(self) -> list[BackendStatus]:
@@ -213,7 +213,7 @@ async def _knowledge_hits(*, query: str, language: str | None) -> list[Any]:
     except Exception:  # the fallback must answer even when search is broken too
         logger.exception("knowledge search failed in the LLM fallback")
         return []
-    return list(hits)[:limit]
+    return [hit for hit in hits if getattr(hit, "relevant", True)][:limit]
 
 
 def _build_steps() -> list[Step]:
@@ -289,7 +289,7 @@ class RouterBackend(LLMBackend):
                             separator = "\n\n"
                             async for chunk in self.fallback.stream(request):
                                 if chunk.text:
-                                    yield Chunk(text=separator + chunk.text)
+                                    yield Chunk(text=separator + chunk.text, verbatim=True)
                                     separator = ""
                             raise
                         logger.warning(

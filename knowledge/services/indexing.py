@@ -102,6 +102,7 @@ def articles_index(
         if (language, chunk.content_hash) not in existing[pk]
     ]
     vectors = embeddings.embed_passages([chunk.embed_text for _pk, _lang, chunk in to_embed])
+    title_vectors = _title_vectors(to_embed)
     new_by_article: dict[int, list[Chunk]] = {pk: [] for pk in plans}
     for (pk, language, chunk), vector in zip(to_embed, vectors, strict=True):
         new_by_article[pk].append(
@@ -135,6 +136,11 @@ def articles_index(
                     Chunk.objects.filter(pk=row.pk).update(position=wanted[key])
             fresh = [c for c in new_by_article[pk] if (c.language, c.content_hash) not in current]
             Chunk.objects.bulk_create(fresh, ignore_conflicts=True)
+            _place_titles(
+                pk,
+                title_vectors,
+                {language: chunk.title for language, chunk in planned if chunk.position == 0},
+            )
             Article.objects.filter(pk=pk).update(indexed_hash=new_hash)
         result.articles_changed += 1
         result.chunks_embedded += len(fresh)
@@ -143,6 +149,45 @@ def articles_index(
         if progress:
             progress(done, len(plans))
     return result
+
+
+def _title_vectors(
+    chunks: Sequence[tuple[int, str, PlannedChunk]],
+) -> dict[tuple[int, str], tuple[list[float], list[float]]]:
+    """(article id, language) -> its title embedded alone, by the primary and the secondary
+    embedder, for the first chunks among CHUNKS (the title is in every chunk's hash, so a new
+    title always means a new first chunk). Titles are short: this costs little."""
+    firsts = [(pk, language, chunk.title) for pk, language, chunk in chunks if chunk.position == 0]
+    texts = [title for _pk, _language, title in firsts]
+    primary = embeddings.embed_passages(texts)
+    secondary = embeddings.embed_titles_secondary(texts)
+    return {
+        (pk, language): (first, second)
+        for (pk, language, _title), first, second in zip(firsts, primary, secondary, strict=True)
+    }
+
+
+def _place_titles(
+    pk: int,
+    title_vectors: dict[tuple[int, str], tuple[list[float], list[float]]],
+    titles: dict[str, str],
+) -> None:
+    """Title vectors go on the first chunk of each language version, and on no other. TITLES
+    (language -> title) serve a first chunk that was not new but moved up to first place."""
+    rows = Chunk.objects.filter(article_id=pk)
+    rows.exclude(position=0).exclude(title_embedding=None, title_embedding_secondary=None).update(
+        title_embedding=None, title_embedding_secondary=None
+    )
+    for (article_id, language), (primary, secondary) in title_vectors.items():
+        if article_id == pk:
+            rows.filter(language=language, position=0).update(
+                title_embedding=primary, title_embedding_secondary=secondary
+            )
+    for chunk in rows.filter(position=0, title_embedding=None).only("id", "language"):
+        title = titles.get(chunk.language, "")
+        chunk.title_embedding = embeddings.embed_passages([title])[0]
+        chunk.title_embedding_secondary = embeddings.embed_titles_secondary([title])[0]
+        chunk.save(update_fields=["title_embedding", "title_embedding_secondary"])
 
 
 def article_index(*, article_id: int, force: bool = False) -> IndexResult:

@@ -405,7 +405,7 @@ async def test_error_frame_uses_conversation_language() -> None:
 
 
 async def test_reply_carries_citations_of_the_knowledge_it_was_given(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from chat import prompts
+    from chat import prompts, services
 
     snippets = [
         prompts.KnowledgeSnippet(
@@ -424,7 +424,7 @@ async def test_reply_carries_citations_of_the_knowledge_it_was_given(monkeypatch
             text="Use an authenticator app.",
         ),
     ]
-    monkeypatch.setattr(prompts, "_knowledge_search", lambda **_: snippets)
+    monkeypatch.setattr(services, "_knowledge_search", lambda **_: snippets)
     communicator, welcome = await _start()
     ack, frames = await _ask(communicator, "cite", "How do I reset my password?")
     expected = [
@@ -473,11 +473,11 @@ async def test_signed_identity_finds_the_users_conversations_on_another_device(s
 
 
 async def test_prompt_asks_for_the_visitors_language_and_stays_a_prefix(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from chat import prompts
+    from chat import services
     from chat.models import GlossaryTerm
 
     await GlossaryTerm.objects.acreate(language="en", term="Northwind Drive", do_not_translate=True)
-    monkeypatch.setattr(prompts, "_knowledge_search", lambda **_: [])
+    monkeypatch.setattr(services, "_knowledge_search", lambda **_: [])
     communicator, _ = await _start()
     await _ask(communicator, "l1", "¿Cómo puedo restablecer mi contraseña de la cuenta?")
     first = FakeBackend.requests[-1].messages

@@ -88,6 +88,7 @@ def servers(redis_url: str, transactional_db: None) -> Iterator[tuple[Server, Se
         "SECRET_KEY": "multi-process-test-secret-key-0123456789abcdef",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "LLM_BACKEND": "chat.llm.fake.FakeBackend",
+        "CHAT_NO_KNOWLEDGE_REPLY": "model",
         "LLM_FAKE_FIRST_TOKEN_MS": "20",
         "LLM_FAKE_TOKEN_MS": "60",
         "CHAT_CHECKPOINT_MS": "200",

@@ -11,10 +11,10 @@ from chat.prompts import (
     DROP_STEP_TURNS,
     KnowledgeSnippet,
     naive_prompt_build,
-    preset_sampling,
     prompt_build,
     system_prompt,
 )
+from chat.selectors import preset_sampling
 
 KB = {
     1: [KnowledgeSnippet("Reset your password", "https://help.example/reset", "Open Settings.")],

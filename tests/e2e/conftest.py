@@ -135,6 +135,7 @@ def chat_server(transactional_db: None, partner_site: PartnerSite) -> Iterator[C
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "CHAT_ALLOWED_ORIGINS": f"http://shop.test:{partner_site.port}",
         "LLM_BACKEND": "chat.llm.fake.FakeBackend",
+        "CHAT_NO_KNOWLEDGE_REPLY": "model",
         # Slow enough to watch the reply grow and to cut it mid-way.
         "LLM_FAKE_FIRST_TOKEN_MS": "150",
         "LLM_FAKE_TOKEN_MS": "45",

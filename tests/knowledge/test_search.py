@@ -163,3 +163,45 @@ def test_an_untranslated_product_name_does_not_outweigh_the_meaning_of_the_quest
     )
     hits = chunk_search(query="Northwind Cloud 的年度套餐可以退款吗？", language="zh-hans", limit=3)
     assert hits[0].article_id == "refund", [h.article_id for h in hits]
+
+
+@pytest.mark.usefixtures("knowledge")
+def test_title_vectors_live_on_the_first_chunk_of_each_language_version_only() -> None:
+    from knowledge.models import Chunk
+
+    rows = list(
+        Chunk.objects.values_list("article__external_id", "language", "position", "title_embedding")
+    )
+    firsts = {(ext, lang) for ext, lang, position, _vector in rows if position == 0}
+    assert firsts == {(a["id"], a["lang"]) for a in ARTICLES}
+    assert all((vector is not None) == (position == 0) for _e, _l, position, vector in rows)
+
+
+def test_a_first_chunk_that_moves_up_gets_the_title_vector() -> None:
+    from knowledge.models import Chunk
+
+    body = "## Intro\nWelcome text.\n\n## Steps\nOpen Settings, then Security."
+    article = {"id": "moving", "lang": "en", "title": "Account security", "body": body}
+    articles_import(lines=[json.dumps(article)])
+    article["body"] = "## Steps\nOpen Settings, then Security."  # the first section is gone
+    articles_import(lines=[json.dumps(article)])
+    first = Chunk.objects.get(article__external_id="moving", position=0)
+    assert first.title_embedding is not None and first.title_embedding_secondary is not None
+    assert Chunk.objects.filter(article__external_id="moving").count() == 1
+
+
+@pytest.mark.usefixtures("knowledge")
+def test_only_hits_that_answer_the_question_are_marked_relevant() -> None:
+    hits = chunk_search(query="How do I reset my password?", language="en", limit=5)
+    assert hits[0].article_id == "pw" and hits[0].relevant
+    assert [h.article_id for h in hits if h.relevant] == ["pw"]
+    # Nothing in the knowledge base says anything about outages: nothing is relevant.
+    outage = chunk_search(query="O serviço está fora do ar?", language="pt-br", limit=5)
+    assert outage and not any(h.relevant for h in outage)
+
+
+@pytest.mark.usefixtures("knowledge")
+def test_a_hebrew_question_finds_the_english_article_by_its_title() -> None:
+    # The primary embedder was not trained on Hebrew; the secondary matches titles for it.
+    hits = chunk_search(query="איפוס הסיסמה שלך", language="he", limit=3)
+    assert hits[0].article_id == "pw" and hits[0].relevant, hits

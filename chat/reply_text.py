@@ -1,0 +1,65 @@
+"""The assistant's text made right for the reply language as it streams: Traditional characters
+for zh-hant (the packaged model writes Simplified), and no letters of a script the language is
+not written in (a small model drifts into Chinese or Cyrillic mid-sentence)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from autoglm_site.languages import LANGUAGE_SCRIPTS, SCRIPTS
+
+_converter_lock = threading.Lock()
+_converter: Any = None
+# Characters held back at the end of each piece in zh-hant: OpenCC converts by phrase, and a
+# phrase cut between two pieces would be converted character by character (头发 -> 頭發).
+_HOLD = 2
+
+
+def _to_traditional(text: str) -> str:
+    global _converter
+    if _converter is None:
+        with _converter_lock:
+            if _converter is None:
+                import opencc
+
+                _converter = opencc.OpenCC("s2t")
+    with _converter_lock:
+        return str(_converter.convert(text))
+
+
+class ReplyFilter:
+    """Feed it the reply's pieces in order; it returns what to show of each, then the rest on
+    flush(). Latin letters are always allowed (product names, links, code); so are digits,
+    punctuation and symbols. Verbatim text (a knowledge fallback quoting articles) is not
+    filtered: pass it with verbatim=True."""
+
+    def __init__(self, language: str) -> None:
+        self.language = language
+        allowed = {*LANGUAGE_SCRIPTS.get(language, ()), "latin"}
+        self._foreign = (
+            [pattern for script, pattern in SCRIPTS.items() if script not in allowed]
+            if language in LANGUAGE_SCRIPTS
+            else []
+        )
+        self._traditional = language == "zh-hant"
+        self._held = ""
+
+    def _clean(self, text: str) -> str:
+        for pattern in self._foreign:
+            text = pattern.sub("", text)
+        return text
+
+    def feed(self, text: str, *, verbatim: bool = False) -> str:
+        if verbatim:
+            return self.flush() + text
+        text = self._held + self._clean(text)
+        self._held = ""
+        if not self._traditional:
+            return text
+        self._held, text = text[-_HOLD:], text[:-_HOLD]
+        return _to_traditional(text) if text else ""
+
+    def flush(self) -> str:
+        held, self._held = self._held, ""
+        return _to_traditional(held) if held and self._traditional else held

@@ -1,0 +1,142 @@
+"""Replies stay grounded and in the visitor's language: the reply filter (scripts, Traditional
+Chinese), answers built from the knowledge alone, and the honest no-knowledge reply."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+from django.utils import translation
+
+from chat.llm.extractive import extractive_answer
+from chat.llm.fake import FakeBackend
+from chat.reply_text import ReplyFilter
+from tests.chat.wsclient import connect, hello, receive_until, send, text_of
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ARTICLES = [
+    {
+        "id": "pw",
+        "lang": "en",
+        "title": "Resetting your password",
+        "body": "Click Forgot password on the sign-in page; the reset link expires after an hour.",
+        "url": "https://help.example/en/pw",
+    },
+    {
+        "id": "refunds",
+        "lang": "en",
+        "title": "Refund policy",
+        "body": "Cancel within 30 days of your first payment for a full refund of your money.",
+        "url": "https://help.example/en/refunds",
+    },
+]
+
+
+def _import() -> None:
+    from knowledge.services import articles_import
+
+    articles_import(lines=[json.dumps(a) for a in ARTICLES])
+
+
+async def _ask(locale: str, text: str):  # type: ignore[no-untyped-def]
+    communicator = await connect()
+    await hello(communicator, locale=locale)
+    await send(communicator, {"type": "message", "client_id": "g1", "text": text})
+    frames = await receive_until(communicator, "done")
+    await communicator.disconnect()
+    done = frames[-1]
+    return text_of(frames, done["message_id"]), done
+
+
+def test_traditional_chinese_is_converted_across_pieces() -> None:
+    shown = ReplyFilter("zh-hant")
+    pieces = ["您好，请在设置中", "重置密码。头", "发"]
+    text = "".join(shown.feed(piece) for piece in pieces) + shown.flush()
+    assert text == "您好，請在設置中重置密碼。頭髮"
+
+
+def test_letters_of_a_foreign_script_are_dropped_but_latin_and_digits_stay() -> None:
+    shown = ReplyFilter("ko")
+    text = shown.feed("비밀번호를 재设置하려면 Settings에서 2단계를") + shown.flush()
+    assert text == "비밀번호를 재하려면 Settings에서 2단계를"
+    hebrew = ReplyFilter("he")
+    assert hebrew.feed("שלום мир عالم world") + hebrew.flush() == "שלום   world"
+
+
+def test_verbatim_text_is_not_filtered() -> None:
+    shown = ReplyFilter("ko")
+    assert shown.feed("- 重置密码 (https://h/pw)", verbatim=True) == "- 重置密码 (https://h/pw)"
+
+
+def test_an_extractive_answer_is_in_the_visitors_language_with_links() -> None:
+    knowledge = [
+        {
+            "title": "Resetting your password",
+            "url": "https://h/pw",
+            "text": "Click.",
+            "language": "en",
+        },
+        {
+            "title": "איפוס סיסמה",
+            "url": "https://h/he/pw",
+            "text": "לחצו על שכחתי סיסמה.",
+            "language": "he",
+        },
+    ]
+    text = extractive_answer(language="he", knowledge=knowledge)
+    with translation.override("he"):
+        from django.utils.translation import gettext
+
+        assert text.startswith(gettext("These articles from our help centre answer your question:"))
+    assert "- Resetting your password (https://h/pw)" in text
+    assert "Click." not in text  # an English excerpt is not quoted in a Hebrew answer
+    assert "לחצו על שכחתי סיסמה." in text
+
+
+async def test_a_hebrew_question_is_answered_from_the_knowledge_without_the_model(
+    settings,  # type: ignore[no-untyped-def]
+) -> None:
+    settings.CHAT_EXTRACTIVE_LANGUAGES = ("he",)
+    await database_sync_to_async(_import)()
+    # Hebrew is matched by title only (docs/knowledge.md): the question names the article.
+    text, done = await _ask("he", "איפוס הסיסמה שלך, בבקשה")
+    assert FakeBackend.requests == []
+    assert done["status"] == "complete"
+    assert "Resetting your password (https://help.example/en/pw)" in text
+    assert [c["url"] for c in done["citations"]] == ["https://help.example/en/pw"]
+    with translation.override("he"):
+        from django.utils.translation import gettext
+
+        assert gettext("These articles from our help centre answer your question:") in text
+
+
+async def test_a_question_with_no_relevant_knowledge_gets_the_honest_reply(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.CHAT_NO_KNOWLEDGE_REPLY = "template"
+    await database_sync_to_async(_import)()
+    text, done = await _ask("pt-br", "O serviço está fora do ar agora?")
+    assert FakeBackend.requests == []  # nothing was generated, so nothing was invented
+    assert done["citations"] == []
+    with translation.override("pt-br"):
+        from django.utils.translation import gettext
+
+        assert text == gettext(
+            "I could not find an answer to this in our help centre. Please contact our "
+            "support team, and a person will help you."
+        )
+
+
+async def test_a_greeting_still_goes_to_the_model(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.CHAT_NO_KNOWLEDGE_REPLY = "template"
+    await database_sync_to_async(_import)()
+    text, done = await _ask("pt-br", "Olá!")
+    assert len(FakeBackend.requests) == 1 and "Olá!" in text
+
+
+async def test_only_relevant_articles_are_given_and_cited(settings) -> None:  # type: ignore[no-untyped-def]
+    await database_sync_to_async(_import)()
+    _text, done = await _ask("fr", "Comment réinitialiser mon mot de passe ?")
+    assert [c["url"] for c in done["citations"]] == ["https://help.example/en/pw"]
+    prompt = FakeBackend.requests[-1].messages[-1].content
+    assert "Forgot password" in prompt and "refund" not in prompt
