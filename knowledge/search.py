@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
 
+import regex
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.core.cache import cache
 from django.db.models import F
 from django.utils import translation
 from pgvector.django import CosineDistance
 
+from autoglm_site.languages import script_counts
 from knowledge import embeddings
 from knowledge.models import Article, Chunk
 from knowledge.text import detect_language, normalize_language, tokenize
+from knowledge.text.generic import _WORD, fold, words
 from knowledge.text.stopwords import without_stopwords
 
 SNIPPET_CHARS = 1200
@@ -60,6 +65,77 @@ def _snippet(text: str) -> str:
 
 
 _LEXEME = re.compile(r"'((?:[^']|'')+)'")
+# A term in more than this share of the published chunks says nothing about which one answers
+# (the product's own name, in every article of its help centre).
+UBIQUITOUS_SHARE = 0.2
+_TERM_CACHE_SECONDS = 600
+
+
+def index_changed() -> None:
+    """Forget the cached term statistics (the indexer calls this after writing chunks)."""
+    try:
+        cache.incr(_VERSION_KEY)
+    except ValueError:
+        cache.set(_VERSION_KEY, 1, None)
+
+
+_VERSION_KEY = "knowledge:index-version"
+
+
+def _version() -> int:
+    return int(cache.get_or_set(_VERSION_KEY, 1, None) or 1)
+
+
+def _published_chunks() -> int:
+    key = f"knowledge:published-chunks:{_version()}"
+    total = cache.get(key)
+    if total is None:
+        total = Chunk.objects.filter(article__status=Article.Status.PUBLISHED).count()
+        cache.set(key, total, 60)
+    return int(total)
+
+
+def _ubiquitous_terms(terms: list[str]) -> set[str]:
+    """The TERMS found in more than UBIQUITOUS_SHARE of the published chunks.
+
+    Each term's count stops at the share (an index scan bounded by it) and is cached per
+    process for ten minutes: visitors ask about the same few product names all day.
+    """
+    total = _published_chunks()
+    if total < 20:
+        return set()  # too few chunks for a share to mean anything
+    bound = int(total * UBIQUITOUS_SHARE)
+    found = set()
+    for term in dict.fromkeys(terms):
+        digest = hashlib.sha256(term.encode("utf-8")).hexdigest()
+        key = f"knowledge:term-common:{_version()}:{digest}"
+        common = cache.get(key)
+        if common is None:
+            query = SearchQuery(_tsquery([term]), config="simple", search_type="raw")
+            matches = Chunk.objects.filter(
+                article__status=Article.Status.PUBLISHED, search=query
+            ).values_list("id", flat=True)[: bound + 1]
+            common = len(matches) > bound
+            cache.set(key, common, _TERM_CACHE_SECONDS)
+        if common:
+            found.add(term)
+    return found
+
+
+_LATIN_WORD = regex.compile(r"[\p{Latin}\d][\p{Latin}\d'’.\-]*")
+
+
+def _meaning(text: str, terms: set[str]) -> str:
+    """The query as the embedders see it: without the words whose folded form is in TERMS
+    (ubiquitous), and, in a question written in another script, without its words in Latin
+    letters (product and brand names left untranslated: the keyword side matches those).
+    TEXT itself if nothing else would be left."""
+    kept = _WORD.sub(lambda m: "" if fold(m.group()) in terms else m.group(), text)
+    counts = script_counts(kept)
+    if sum(counts.values()) - counts["latin"] >= 2:  # written in another script
+        kept = _LATIN_WORD.sub(" ", kept)
+    kept = " ".join(kept.split())
+    return kept if words(kept) else text
 
 
 def _keyword_ranking(terms: list[str], candidates: int) -> list[tuple[int, float]]:
@@ -146,13 +222,19 @@ def chunk_search(*, query: str, language: str | None, limit: int) -> list[Search
     language = normalize_language(language) or detect_language(query)
     candidates = max(settings.KNOWLEDGE_SEARCH_CANDIDATES, limit * 4)
     terms = without_stopwords(tokenize(query, language=language), language=language)
+    # The product's own name, left untranslated in the question, matches every article and
+    # pulls the question's embedding towards all of them: neither side should see it.
+    common = _ubiquitous_terms(terms)
+    terms = [term for term in terms if term not in common]
     keyword = _keyword_ranking(terms, candidates)
-    query_vector = embeddings.embed_query(query)
+    query_vector = embeddings.embed_query(_meaning(query, common))
     semantic = dict(_vector_ranking("embedding", query_vector, candidates))
     rankings = [_vector_ranking("title_embedding", query_vector, candidates)]
     if not embeddings.covers(language):
         secondary = _vector_ranking(
-            "title_embedding_secondary", embeddings.embed_query_secondary(query), candidates
+            "title_embedding_secondary",
+            embeddings.embed_query_secondary(_meaning(query, common)),
+            candidates,
         )
         rankings.append([(pk, _on_primary_scale(sim)) for pk, sim in secondary])
     for ranking in rankings:

@@ -51,6 +51,9 @@ def _fast_chat(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
     settings.CHAT_NO_KNOWLEDGE_REPLY = "model"
     settings.CHAT_EXTRACTIVE_LANGUAGES = ()
     FakeBackend.reset()
+    from django.core.cache import cache
+
+    cache.clear()  # knowledge search caches term statistics per knowledge base
     yield
     FakeBackend.reset()
 

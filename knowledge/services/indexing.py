@@ -148,6 +148,10 @@ def articles_index(
         result.chunks_kept += len(current) - len(stale)
         if progress:
             progress(done, len(plans))
+    if plans:
+        from knowledge.search import index_changed
+
+        transaction.on_commit(index_changed)
     return result
 
 

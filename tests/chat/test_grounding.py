@@ -140,3 +140,10 @@ async def test_only_relevant_articles_are_given_and_cited(settings) -> None:  # 
     assert [c["url"] for c in done["citations"]] == ["https://help.example/en/pw"]
     prompt = FakeBackend.requests[-1].messages[-1].content
     assert "Forgot password" in prompt and "refund" not in prompt
+
+
+async def test_generation_stops_where_the_model_would_echo_the_prompts_markers() -> None:
+    from chat.prompts import PROMPT_MARKERS
+
+    _text, _done = await _ask("en", "hello there")
+    assert set(PROMPT_MARKERS) <= set(FakeBackend.requests[-1].sampling.stop)

@@ -205,3 +205,25 @@ def test_a_hebrew_question_finds_the_english_article_by_its_title() -> None:
     # The primary embedder was not trained on Hebrew; the secondary matches titles for it.
     hits = chunk_search(query="איפוס הסיסמה שלך", language="he", limit=3)
     assert hits[0].article_id == "pw" and hits[0].relevant, hits
+
+
+def test_the_embedders_see_a_question_without_its_untranslated_product_names() -> None:
+    from knowledge.search import _meaning
+
+    assert _meaning("Northwind Cloud 的年度套餐可以退款吗？", set()) == "的年度套餐可以退款吗？"
+    assert _meaning("Как удалить аккаунт Northwind?", set()) == "Как удалить аккаунт ?"
+    assert _meaning("How do I cancel Northwind?", {"northwind"}) == "How do I cancel ?"
+    assert _meaning("How do I cancel?", set()) == "How do I cancel?"
+    assert _meaning("Northwind", {"northwind"}) == "Northwind"  # nothing else would be left
+
+
+def test_a_term_in_most_chunks_is_ubiquitous() -> None:
+    from knowledge.search import _ubiquitous_terms
+
+    articles_import(
+        lines=[
+            json.dumps({"id": f"a{i}", "lang": "en", "title": f"Topic {i}", "body": f"Acme {w}."})
+            for i, w in enumerate(["billing", "storage", "sharing", "teams", "trash", "sso"] * 4)
+        ]
+    )
+    assert _ubiquitous_terms(["acme", "billing", "quantum"]) == {"acme"}
