@@ -13,6 +13,12 @@ EMBEDDING_DIMENSIONS = 512
 SECONDARY_EMBEDDING_DIMENSIONS = 384
 
 
+def _cosine_hnsw(name: str, field: str) -> HnswIndex:
+    return HnswIndex(
+        name=name, fields=[field], m=16, ef_construction=64, opclasses=["vector_cosine_ops"]
+    )
+
+
 class Source(models.Model):
     class Kind(models.TextChoices):
         MANUAL = "manual", _("Manual (typed in the admin)")
@@ -147,27 +153,9 @@ class Chunk(models.Model):
         ordering = ["article_id", "language", "position"]
         indexes = [
             GinIndex(fields=["search"], name="knowledge_chunk_search_gin"),
-            HnswIndex(
-                name="knowledge_chunk_embedding_hnsw",
-                fields=["embedding"],
-                m=16,
-                ef_construction=64,
-                opclasses=["vector_cosine_ops"],
-            ),
-            HnswIndex(
-                name="knowledge_chunk_title_hnsw",
-                fields=["title_embedding"],
-                m=16,
-                ef_construction=64,
-                opclasses=["vector_cosine_ops"],
-            ),
-            HnswIndex(
-                name="knowledge_chunk_title2_hnsw",
-                fields=["title_embedding_secondary"],
-                m=16,
-                ef_construction=64,
-                opclasses=["vector_cosine_ops"],
-            ),
+            _cosine_hnsw("knowledge_chunk_embedding_hnsw", "embedding"),
+            _cosine_hnsw("knowledge_chunk_title_hnsw", "title_embedding"),
+            _cosine_hnsw("knowledge_chunk_title2_hnsw", "title_embedding_secondary"),
             models.Index(fields=["article", "language"]),
         ]
         constraints = [

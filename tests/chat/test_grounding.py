@@ -13,31 +13,20 @@ from chat.llm.extractive import extractive_answer
 from chat.llm.fake import FakeBackend
 from chat.reply_text import ReplyFilter
 from tests.chat.wsclient import connect, hello, receive_until, send, text_of
+from tests.knowledge.test_search import ARTICLES as SEARCH_ARTICLES
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+# The password and refund articles of the search tests (and the others, as distractors).
 ARTICLES = [
-    {
-        "id": "pw",
-        "lang": "en",
-        "title": "Resetting your password",
-        "body": "Click Forgot password on the sign-in page; the reset link expires after an hour.",
-        "url": "https://help.example/en/pw",
-    },
-    {
-        "id": "refunds",
-        "lang": "en",
-        "title": "Refund policy",
-        "body": "Cancel within 30 days of your first payment for a full refund of your money.",
-        "url": "https://help.example/en/refunds",
-    },
+    dict(a, url=a.get("url", f"https://help.example/en/{a['id']}")) for a in SEARCH_ARTICLES
 ]
 
 
 def _import() -> None:
     from knowledge.services import articles_import
 
-    articles_import(lines=[json.dumps(a) for a in ARTICLES])
+    articles_import(lines=[json.dumps(a, ensure_ascii=False) for a in ARTICLES])
 
 
 async def _ask(locale: str, text: str):  # type: ignore[no-untyped-def]
