@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -199,6 +200,19 @@ def _on_primary_scale(similarity: float) -> float:
     )
 
 
+def _query_vector(query: str, meaning: str) -> list[float]:
+    """The question's embedding: of MEANING (the question without its product names), averaged
+    with the whole question's when the two differ, so a Latin word that carries meaning in a
+    Chinese question ("API", "Wi-Fi") still counts for half."""
+    vector = embeddings.embed_query(meaning)
+    if meaning == query:
+        return vector
+    whole = embeddings.embed_query(query)
+    mean = [a + b for a, b in zip(vector, whole, strict=True)]
+    norm = math.sqrt(sum(x * x for x in mean)) or 1.0
+    return [x / norm for x in mean]
+
+
 def chunk_search(*, query: str, language: str | None, limit: int) -> list[SearchHit]:
     """The published articles that best answer QUERY, best first, at most LIMIT.
 
@@ -227,7 +241,7 @@ def chunk_search(*, query: str, language: str | None, limit: int) -> list[Search
     common = _ubiquitous_terms(terms)
     terms = [term for term in terms if term not in common]
     keyword = _keyword_ranking(terms, candidates)
-    query_vector = embeddings.embed_query(_meaning(query, common))
+    query_vector = _query_vector(query, _meaning(query, common))
     semantic = dict(_vector_ranking("embedding", query_vector, candidates))
     rankings = [_vector_ranking("title_embedding", query_vector, candidates)]
     if not embeddings.covers(language):
