@@ -25,6 +25,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -114,6 +115,11 @@ def main() -> None:
     parser.add_argument("--filler", type=int, default=10_000, help="articles with copied vectors")
     parser.add_argument("--queries", type=int, default=300, help="searches timed")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--search-only",
+        action="store_true",
+        help="keep the base built by an earlier run; measure recall and search latency only",
+    )
     args = parser.parse_args()
 
     from autoglm_site.embedded import ensure_database
@@ -134,6 +140,10 @@ def main() -> None:
     from knowledge.text import tokenize
 
     rng = random.Random(args.seed)
+    if args.search_only:
+        print(f"base kept: {Chunk.objects.count()} chunks")
+        _search_figures(args, chunk_search, Chunk.objects.count())
+        return
     knowledge_reset()
     embeddings.get_model()
     embeddings.embed_query("warm up")
@@ -233,6 +243,10 @@ def main() -> None:
         f"{inc.index.chunks_deleted} deleted"
     )
 
+    _search_figures(args, chunk_search, total_chunks)
+
+
+def _search_figures(args: argparse.Namespace, chunk_search: Any, total_chunks: int) -> None:
     # 5. Recall@5 on the demo question set.
     questions = [
         json.loads(line)

@@ -147,7 +147,7 @@ def _keyword_ranking(terms: list[str], candidates: int) -> list[tuple[int, float
     query = SearchQuery(_tsquery(terms), config="simple", search_type="raw")
     rows = (
         Chunk.objects.filter(article__status=Article.Status.PUBLISHED, search=query)
-        .annotate(rank=SearchRank(F("search"), query, cover_density=True))
+        .annotate(rank=SearchRank(F("search"), query))
         .order_by("-rank", "id")
         .values_list("id", "search")[:candidates]
     )
@@ -262,6 +262,7 @@ def chunk_search(*, query: str, language: str | None, limit: int) -> list[Search
     chunks = list(
         Chunk.objects.filter(pk__in=list(scores))
         .select_related("article")
+        .defer("embedding", "title_embedding", "title_embedding_secondary", "search", "tokens")
         .annotate(distance=CosineDistance("embedding", query_vector))
     )
     by_article: dict[int, list[Any]] = {}
