@@ -244,6 +244,9 @@ def chunk_search(*, query: str, language: str | None, limit: int) -> list[Search
     query_vector = _query_vector(query, _meaning(query, common))
     semantic = dict(_vector_ranking("embedding", query_vector, candidates))
     rankings = [_vector_ranking("title_embedding", query_vector, candidates)]
+    # Whose similarity decides relevance: the primary's, or for a language it does not know
+    # (its scores are noise there), the secondary's title matches alone.
+    trusted: dict[int, float] | None = None
     if not embeddings.covers(language):
         secondary = _vector_ranking(
             "title_embedding_secondary",
@@ -251,6 +254,7 @@ def chunk_search(*, query: str, language: str | None, limit: int) -> list[Search
             candidates,
         )
         rankings.append([(pk, _on_primary_scale(sim)) for pk, sim in secondary])
+        trusted = dict(rankings[-1])
     for ranking in rankings:
         for pk, sim in ranking:
             semantic[pk] = max(sim, semantic.get(pk, -1.0))
@@ -271,7 +275,10 @@ def chunk_search(*, query: str, language: str | None, limit: int) -> list[Search
     found: list[tuple[float, float, Any]] = []
     for article_chunks in by_article.values():
         score = max(scores[c.pk] for c in article_chunks)
-        similarity = max(semantic.get(c.pk, 1.0 - float(c.distance)) for c in article_chunks)
+        if trusted is None:
+            similarity = max(semantic.get(c.pk, 1.0 - float(c.distance)) for c in article_chunks)
+        else:
+            similarity = max(trusted.get(c.pk, 0.0) for c in article_chunks)
         # Shown: the chunk whose own text is nearest the question, in the visitor's language
         # when the article has one.
         shown = min(article_chunks, key=lambda c: (c.language != language, c.distance, c.pk))
