@@ -227,3 +227,17 @@ def test_a_term_in_most_chunks_is_ubiquitous() -> None:
         ]
     )
     assert _ubiquitous_terms(["acme", "billing", "quantum"]) == {"acme"}
+
+
+@pytest.mark.usefixtures("knowledge")
+def test_a_short_question_far_nearer_one_article_than_any_other_is_answered_by_it() -> None:
+    hits = chunk_search(query="我可以退款嗎？", language="zh-hant", limit=3)
+    assert hits[0].article_id == "refunds" and hits[0].relevant
+    assert not any(h.relevant for h in hits[1:])
+
+
+@pytest.mark.usefixtures("knowledge")
+def test_an_article_missing_the_visitors_language_is_shown_in_the_fallback_language() -> None:
+    # "storage" exists in English and Chinese; a French visitor reads the English version.
+    hits = chunk_search(query="Quelle est la limite de stockage ?", language="fr", limit=1)
+    assert hits[0].article_id == "storage" and hits[0].language == "en"
