@@ -20,7 +20,7 @@ from autoglm_site.languages import script_counts
 from knowledge import embeddings
 from knowledge.models import Article, Chunk
 from knowledge.text import detect_language, normalize_language, tokenize
-from knowledge.text.generic import _WORD, fold, words
+from knowledge.text.generic import WORD, fold, words
 from knowledge.text.stopwords import without_stopwords
 
 SNIPPET_CHARS = 1200
@@ -93,8 +93,8 @@ def _version() -> int:
     return int(cache.get_or_set(_VERSION_KEY, 1, None) or 1)
 
 
-def _published_chunks() -> int:
-    key = f"knowledge:published-chunks:{_version()}"
+def _published_chunks(version: int) -> int:
+    key = f"knowledge:published-chunks:{version}"
     total = cache.get(key)
     if total is None:
         total = Chunk.objects.filter(article__status=Article.Status.PUBLISHED).count()
@@ -105,18 +105,23 @@ def _published_chunks() -> int:
 def _ubiquitous_terms(terms: list[str]) -> set[str]:
     """The TERMS found in more than UBIQUITOUS_SHARE of the published chunks.
 
-    Each term's count stops at the share (an index scan bounded by it) and is cached per
-    process for ten minutes: visitors ask about the same few product names all day.
+    Each term's count stops at the share (an index scan bounded by it) and is cached for ten
+    minutes, or until the index changes: visitors ask about the same few product names all
+    day. The cached answers are read in one round trip.
     """
-    total = _published_chunks()
+    version = _version()
+    total = _published_chunks(version)
     if total < 20:
         return set()  # too few chunks for a share to mean anything
     bound = int(total * UBIQUITOUS_SHARE)
+    keys = {
+        term: f"knowledge:term-common:{version}:" + hashlib.sha256(term.encode("utf-8")).hexdigest()
+        for term in dict.fromkeys(terms)
+    }
+    known = cache.get_many(list(keys.values()))
     found = set()
-    for term in dict.fromkeys(terms):
-        digest = hashlib.sha256(term.encode("utf-8")).hexdigest()
-        key = f"knowledge:term-common:{_version()}:{digest}"
-        common = cache.get(key)
+    for term, key in keys.items():
+        common = known.get(key)
         if common is None:
             query = SearchQuery(_tsquery([term]), config="simple", search_type="raw")
             matches = Chunk.objects.filter(
@@ -137,7 +142,7 @@ def _meaning(text: str, terms: set[str]) -> str:
     (ubiquitous), and, in a question written in another script, without its words in Latin
     letters (product and brand names left untranslated: the keyword side matches those).
     TEXT itself if nothing else would be left."""
-    kept = _WORD.sub(lambda m: "" if fold(m.group()) in terms else m.group(), text)
+    kept = WORD.sub(lambda m: "" if fold(m.group()) in terms else m.group(), text)
     counts = script_counts(kept)
     if sum(counts.values()) - counts["latin"] >= 2:  # written in another script
         kept = _LATIN_WORD.sub(" ", kept)
@@ -247,7 +252,8 @@ def chunk_search(*, query: str, language: str | None, limit: int) -> list[Search
     common = _ubiquitous_terms(terms)
     terms = [term for term in terms if term not in common]
     keyword = _keyword_ranking(terms, candidates)
-    query_vector = _query_vector(query, _meaning(query, common))
+    meaning = _meaning(query, common)
+    query_vector = _query_vector(query, meaning)
     semantic = dict(_vector_ranking("embedding", query_vector, candidates))
     rankings = [_vector_ranking("title_embedding", query_vector, candidates)]
     # Whose similarity decides relevance: the primary's, or for a language it does not know
@@ -256,7 +262,7 @@ def chunk_search(*, query: str, language: str | None, limit: int) -> list[Search
     if not embeddings.covers(language):
         secondary = _vector_ranking(
             "title_embedding_secondary",
-            embeddings.embed_query_secondary(_meaning(query, common)),
+            embeddings.embed_query_secondary(meaning),
             candidates,
         )
         rankings.append([(pk, _on_primary_scale(sim)) for pk, sim in secondary])

@@ -9,7 +9,8 @@ import regex
 # Letters and digits, joined by inner apostrophes or hyphens ("don't", "e-mail"), per UAX #29
 # word boundaries (regex's WORD flag); CJK runs are matched separately and handled as bigrams.
 _CJK = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}ー"
-_WORD = regex.compile(rf"[{_CJK}]+|[^\W{_CJK}_]+(?:['’\-][^\W{_CJK}_]+)*", regex.WORD)
+# A word as the tokenizer sees it (also used by search to take words out of a question).
+WORD = regex.compile(rf"[{_CJK}]+|[^\W{_CJK}_]+(?:['’\-][^\W{_CJK}_]+)*", regex.WORD)
 _CJK_RUN = regex.compile(rf"^[{_CJK}]+$")
 
 
@@ -30,7 +31,7 @@ def bigrams(run: str) -> list[str]:
 def words(text: str) -> list[str]:
     """Folded words of TEXT; runs of Chinese, Japanese or Korean characters become bigrams."""
     tokens: list[str] = []
-    for match in _WORD.finditer(unicodedata.normalize("NFKC", text)):
+    for match in WORD.finditer(unicodedata.normalize("NFKC", text)):
         word = match.group()
         if _CJK_RUN.match(word):
             tokens.extend(bigrams(word))
