@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -229,6 +231,29 @@ CSRF_COOKIE_SECURE = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Metrics (Prometheus, /metrics; autoglm_site.metrics) ----------------------------------
+# Every process writes its samples to files in this directory and /metrics adds up those of all
+# processes on the machine (prometheus_client's multiprocess mode). prometheus_client reads the
+# variable when it is first imported, so it is set here, before anything imports it; processes
+# started from this one (Celery children, tests' subprocesses) inherit it.
+PROMETHEUS_MULTIPROC_DIR = Path(
+    env_str("PROMETHEUS_MULTIPROC_DIR", str(DATA_DIR / "prometheus"))
+).resolve()
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
+# A scrape is admitted with `Authorization: Bearer METRICS_TOKEN`, or from an address in these
+# networks when no proxy forwarded it; anything else gets an empty 404.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 16 characters long.")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(
+            f"METRICS_ALLOWED_NETWORKS entry {_network!r} is not a network (10.0.0.0/8, ::1/128)."
+        ) from _exc
 
 # --- Chat -----------------------------------------------------------------------------------
 LLM_BACKEND = env_str("LLM_BACKEND", "chat.llm.router.RouterBackend")

@@ -14,6 +14,7 @@ urlpatterns = [
     path("", views.demo, name="demo"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("metrics", views.metrics, name="metrics"),  # Prometheus; no language prefix
     # The widget's configuration and its strings (Django's catalogue of the djangojs domain).
     path("chat/config", embed.widget_config, name="chat-widget-config"),
     path("jsi18n/<str:lang>/", embed.widget_catalog, name="chat-widget-catalog"),

@@ -1,12 +1,14 @@
-"""Site pages: the demo help page, and the health endpoints for load balancers."""
+"""Site pages: the demo help page, the health endpoints for load balancers, /metrics."""
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotFound, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
 
+from autoglm_site import metrics as site_metrics
 from autoglm_site.health import readiness_report
 
 
@@ -23,3 +25,18 @@ def healthz(request: HttpRequest) -> JsonResponse:
 async def readyz(request: HttpRequest) -> JsonResponse:
     report = await readiness_report()
     return JsonResponse(report, status=200 if report["ok"] else 503)
+
+
+@never_cache
+@require_safe
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics of every process on this machine, for an admitted scraper only."""
+    admitted = site_metrics.scrape_admitted(
+        authorization=request.headers.get("Authorization", ""),
+        remote_addr=request.META.get("REMOTE_ADDR", ""),
+        forwarded=site_metrics.forwarded(request.headers),
+    )
+    if not admitted:
+        return HttpResponseNotFound(b"")  # says nothing, not even that the page exists
+    body, content_type = site_metrics.scrape(accept=request.headers.get("Accept", ""))
+    return HttpResponse(body, content_type=content_type)

@@ -17,6 +17,7 @@ from django.utils import translation
 from pgvector.django import CosineDistance
 
 from autoglm_site.languages import script_counts
+from autoglm_site.metrics import KNOWLEDGE_SEARCH_SECONDS, timed
 from knowledge import embeddings
 from knowledge.models import Article, Chunk
 from knowledge.text import detect_language, normalize_language, tokenize
@@ -224,6 +225,7 @@ def _query_vector(query: str, meaning: str) -> list[float]:
     return [x / norm for x in mean]
 
 
+@timed(KNOWLEDGE_SEARCH_SECONDS)
 def chunk_search(*, query: str, language: str | None, limit: int) -> list[SearchHit]:
     """The published articles that best answer QUERY, best first, at most LIMIT.
 
