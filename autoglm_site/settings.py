@@ -161,9 +161,21 @@ else:
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "memory://")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
+# At-least-once delivery (tasks are idempotent, knowledge/tasks.py): a task is acknowledged when
+# it has finished, not when it arrives, and one whose pool process was killed (SIGKILL, out of
+# memory) goes back on the queue instead of being marked failed.
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis keeps a delivered task until it is acknowledged. One whose whole worker died (nobody is
+# left to put it back) is given out again once this many seconds have passed since its delivery:
+# to a worker as it starts, or at a running worker's sweep (about every 100 s). It must exceed
+# the longest task (a large sitemap sync) and the longest retry countdown (knowledge/tasks.py),
+# or a task still running, or held by a worker until its retry, is delivered a second time. One
+# hour, Celery's own default, leaves a wide margin over both (docs/operations.md).
+_celery_visibility_timeout = env_int("CELERY_VISIBILITY_TIMEOUT_SECONDS", 3600, minimum=1)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _celery_visibility_timeout}
 # Without a broker, tasks run in a thread of the web process after commit (autoglm_site.background).
 BACKGROUND_IN_PROCESS = env_bool("BACKGROUND_IN_PROCESS", CELERY_BROKER_URL == "memory://")
 

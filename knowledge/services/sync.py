@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -34,15 +35,22 @@ def source_sync_later(*, source: Source, trigger: str = SyncRun.Trigger.MANUAL) 
 class _Lock:
     """A PostgreSQL advisory lock per source: two syncs of one source never run at once."""
 
-    def __init__(self, source_id: int) -> None:
+    def __init__(self, source_id: int, wait_seconds: float = 0) -> None:
         self.source_id = source_id
+        self.wait_seconds = wait_seconds
         self.held = False
 
     def __enter__(self) -> bool:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_NAMESPACE, self.source_id])
-            self.held = bool(cursor.fetchone()[0])
-        return self.held
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_NAMESPACE, self.source_id]
+                )
+                self.held = bool(cursor.fetchone()[0])
+            if self.held or time.monotonic() >= deadline:
+                return self.held
+            time.sleep(0.5)
 
     def __exit__(self, *exc: object) -> None:
         if self.held:
@@ -52,13 +60,39 @@ class _Lock:
                 )
 
 
+class _SourceUnreadable(Exception):
+    """The source's own list (a sitemap) could not be read: the run has failed as a whole."""
+
+
 def _record_error(run: SyncRun, item: str, error: str) -> None:
     run.failed += 1
     run.errors = [*run.errors, {"item": item, "error": error}][-500:]
 
 
+def _abandoned_runs_close(source: Source) -> None:
+    """Mark failed the runs of SOURCE still marked running: the caller holds the source's lock,
+    which a live sync would hold too, so they were left by a worker that died mid-run (SIGKILL,
+    out of memory, a lost machine); its task is delivered again and this run redoes the work."""
+    now = timezone.now()
+    for run in SyncRun.objects.filter(source=source, status=SyncRun.Status.RUNNING):
+        run.status = SyncRun.Status.FAILED
+        run.finished_at = now
+        run.errors = [
+            *run.errors,
+            {
+                "item": source.name,
+                "error": _(
+                    "The worker stopped before this run finished (it was killed or lost its "
+                    "connection). The next run of this source starts over."
+                ),
+            },
+        ][-500:]
+        run.save(update_fields=["status", "finished_at", "errors"])
+        logger.warning("sync run %s of source %s was abandoned by its worker", run.pk, source.pk)
+
+
 def _upsert_page(
-    *, source: Source, external_id: str, title: str, body: str, url: str, extra: dict[str, str]
+    *, source: Source, external_id: str, title: str, body: str, url: str
 ) -> tuple[Article, str]:
     """Create or update the one-language article of a fetched page; its outcome word."""
     language = normalize_language(source.language) or detect_language(f"{title}\n{body[:2000]}")
@@ -82,7 +116,7 @@ def _upsert_page(
             for name, value in (("title", title[:300]), ("body", body), ("url", url))
         }
         changed = created or any(getattr(article, key) != value for key, value in wanted.items())
-        for key, value in {**wanted, **extra}.items():
+        for key, value in wanted.items():
             setattr(article, key, value)
         article.source = source
         article.save()
@@ -93,10 +127,12 @@ def _count(run: SyncRun, outcome: str) -> None:
     setattr(run, outcome, getattr(run, outcome) + 1)
 
 
-def _index_into(run: SyncRun, article: Article) -> None:
+def _index_into(run: SyncRun, article: Article) -> bool:
+    """Index ARTICLE into RUN's counts; True when its chunks had to change."""
     indexed = articles_index(articles=[article])
     run.chunks_embedded += indexed.chunks_embedded
     run.chunks_deleted += indexed.chunks_deleted
+    return bool(indexed.articles_changed)
 
 
 def _delete_missing(run: SyncRun, source: Source, seen: set[str]) -> None:
@@ -152,18 +188,16 @@ def _sync_page(run: SyncRun, source: Source, http: Any, url: str, lastmod: str =
     if not (title or body).strip():
         raise FetchError(_("The page has no text."))
     article, outcome = _upsert_page(
-        source=source,
-        external_id=url,
-        title=title or url,
-        body=body,
-        url=url,
-        extra={
-            "etag": fetched.etag,
-            "last_modified": fetched.last_modified,
-            "sitemap_lastmod": lastmod,
-        },
+        source=source, external_id=url, title=title or url, body=body, url=url
     )
-    _index_into(run, article)
+    if _index_into(run, article) and outcome == "unchanged":
+        outcome = "updated"  # stored by a run cut off before it indexed the page
+    # The validators that let the next run skip this page are stored only once its chunks are
+    # up to date: a worker killed between the upsert and the indexing leaves the page to be
+    # fetched and indexed again, not taken for unchanged.
+    Article.objects.filter(pk=article.pk).update(
+        etag=fetched.etag, last_modified=fetched.last_modified, sitemap_lastmod=lastmod
+    )
     _count(run, outcome)
 
 
@@ -202,7 +236,7 @@ def _sync_remote(run: SyncRun, source: Source, progress: Progress | None) -> Non
                 pages, truncated = _sitemap_pages(http, source.url, run)
             except FetchError as exc:
                 _record_error(run, source.url, str(exc))
-                return
+                raise _SourceUnreadable from exc
         else:
             pages, truncated = [(source.url, "")], False
         run.total = len(pages)
@@ -239,9 +273,10 @@ def _sync_file(run: SyncRun, source: Source) -> None:
         if not (title or body).strip():
             raise FetchError(_("The file has no text."))
         article, outcome = _upsert_page(
-            source=source, external_id=external_id, title=title, body=body, url="", extra={}
+            source=source, external_id=external_id, title=title, body=body, url=""
         )
-        _index_into(run, article)
+        if _index_into(run, article) and outcome == "unchanged":
+            outcome = "updated"  # stored by a run cut off before it indexed the file
         _count(run, outcome)
     except Exception as exc:
         if not isinstance(exc, FetchError):
@@ -252,20 +287,29 @@ def _sync_file(run: SyncRun, source: Source) -> None:
 
 
 def source_sync(
-    *, source_id: int, trigger: str = SyncRun.Trigger.MANUAL, progress: Progress | None = None
+    *,
+    source_id: int,
+    trigger: str = SyncRun.Trigger.MANUAL,
+    progress: Progress | None = None,
+    lock_wait_seconds: float = 0,
 ) -> SyncRun | None:
-    """Sync one source and record the run; None when another sync of it is running.
+    """Sync one source and record the run; None when another sync of it is running (after
+    waiting up to LOCK_WAIT_SECONDS for it to end).
 
     Safe to run twice at once (an advisory lock per source) and idempotent: unchanged pages
-    (sitemap lastmod, ETag/Last-Modified, content hashes) cost no embedding.
+    (sitemap lastmod, ETag/Last-Modified, content hashes) cost no embedding, and a run cut off
+    anywhere (its worker killed) is completed by the next one, which also marks it failed.
+    A run fails as a whole (status failed) when the source cannot be read at all or on an
+    unexpected error; per-page errors make it partial.
     """
     source = Source.objects.filter(pk=source_id).first()
     if source is None:
         return None
-    with _Lock(source.pk) as held:
+    with _Lock(source.pk, lock_wait_seconds) as held:
         if not held:
             logger.info("sync of source %s skipped: another sync holds its lock", source.pk)
             return None
+        _abandoned_runs_close(source)
         run = SyncRun.objects.create(source=source, trigger=trigger)
         try:
             if source.kind == Source.Kind.MANUAL:
@@ -274,6 +318,8 @@ def source_sync(
                 _sync_file(run, source)
             else:
                 _sync_remote(run, source, progress)
+        except _SourceUnreadable:  # recorded already; nothing was synced, nothing deleted
+            run.status = SyncRun.Status.FAILED
         except Exception as exc:  # the run is recorded whatever happens
             logger.exception("sync of source %s failed", source.pk)
             _record_error(run, source.name, str(exc))
