@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import os
+import sys
 
+# The event loop (every socket, every stream) shares the GIL with the pool threads doing
+# database work; at Python's default 5 ms switch interval the loop waits up to 5 ms for the
+# GIL after each read or write while a thread computes (measured: acks and deltas queued for
+# seconds at 100 conversations). 0.5 ms hands it back sooner (docs/benchmarks.md, "Speed").
+sys.setswitchinterval(float(os.environ.get("ASGI_GIL_SWITCH_MS", "0.5")) / 1000)
+
+# One BLAS thread per web process, set before numpy loads: a query embedding is a few small
+# matrix products, and idle OpenBLAS workers spin on the cores every socket needs.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autoglm_site.settings")
 
 from autoglm_site.embedded import ensure_database  # noqa: E402

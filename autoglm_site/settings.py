@@ -125,7 +125,11 @@ else:
 DATABASES["default"]["CONN_MAX_AGE"] = env_int(
     "DATABASE_CONN_MAX_AGE", 0 if EMBEDDED else 60, minimum=0
 )
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Off by default: with persistent connections a health check is one more round trip (SELECT 1)
+# before every chat database call. Without it, the first call on a connection PostgreSQL
+# dropped fails (the client retries: stored-before-ack and idempotent message ids make that
+# safe) and Django discards the broken connection after it.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DATABASE_CONN_HEALTH_CHECKS", False)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache, Celery broker ---------------------------------------------
@@ -133,7 +137,9 @@ REDIS_URL = redis_url("REDIS_URL", _redis_url) if _redis_url else None
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels_redis's layer; group messages for this process's own sockets stay in
+            # memory (autoglm_site/channel_layer.py).
+            "BACKEND": "autoglm_site.channel_layer.LocalFirstRedisChannelLayer",
             "CONFIG": {
                 # channels_redis blocks reading for up to 5 s; redis-py 8 times reads out at
                 # 5 s and caps a pool at 100 connections: both broke sockets under load.
@@ -279,6 +285,12 @@ CHAT_RATE_LIMIT_WINDOW_SECONDS = env_int("CHAT_RATE_LIMIT_WINDOW_SECONDS", 60, m
 CHAT_COALESCE_MS = env_float("CHAT_COALESCE_MS", 30.0, minimum=0)
 CHAT_MAX_FRAMES_PER_SECOND = env_float("CHAT_MAX_FRAMES_PER_SECOND", 400.0, minimum=1)
 CHAT_CHECKPOINT_MS = env_float("CHAT_CHECKPOINT_MS", 500.0, minimum=10)
+# Threads per process for database work: what sockets wait on (acks, hellos), and reply
+# generation (claims, prompts, checkpoints): two pools, so an ack never queues behind replies.
+# Seconds a process keeps the glossary and decoding presets it read (autoglm_site/memo.py).
+ADMIN_TABLES_MEMO_SECONDS = env_float("ADMIN_TABLES_MEMO_SECONDS", 10.0, minimum=0)
+CHAT_SOCKET_THREADS = env_int("CHAT_SOCKET_THREADS", 4, minimum=1)
+CHAT_REPLY_THREADS = env_int("CHAT_REPLY_THREADS", 4, minimum=1)
 CHAT_REPLY_LEASE_SECONDS = env_float("CHAT_REPLY_LEASE_SECONDS", 15.0, minimum=1)
 CHAT_CONTEXT_BUDGET_TOKENS = env_int("CHAT_CONTEXT_BUDGET_TOKENS", 3000, minimum=256)
 CHAT_ASSISTANT_NAME = env_str("CHAT_ASSISTANT_NAME", "Aurora")

@@ -80,7 +80,9 @@ class ConversationRun:
 
 
 def question(conversation: int, turn: int) -> str:
-    template = QUESTIONS[(conversation + turn) % len(QUESTIONS)]
+    # A visitor keeps to one language: the reply-language filter (chat.reply_text) would
+    # rightly drop an earlier Arabic question that the fake quotes inside a Chinese reply.
+    template = QUESTIONS[conversation % len(QUESTIONS)]
     return template.format(day=DAYS[(conversation * 7 + turn) % 7], n=conversation * 100 + turn)
 
 

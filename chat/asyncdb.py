@@ -1,22 +1,47 @@
-"""Database work from async code, run in the thread pool.
+"""Database work from async code, in two thread pools: one for what a socket waits on, one for
+reply generation.
 
 Channels' `database_sync_to_async` runs every call of a process on one shared thread by
 default; under load (hundreds of sockets, prompt assembly with a question embedding) that one
 thread becomes the queue everything waits in. Each chat service call is self-contained (its
-own transaction), so it can run on any pool thread.
+own transaction), so it can run on any pool thread. Acks, hellos and feedback (`in_thread`)
+never queue behind reply preparation, checkpoints and finishes (`in_reply_thread`): a visitor
+sees "Sent" as soon as the message is stored, however many replies the process is writing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 from typing import ParamSpec, TypeVar
 
 from channels.db import database_sync_to_async
+from django.conf import settings
+
+from autoglm_site import metrics
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
+@cache
+def _pool(name: str, workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+
+
+def _on(name: str, workers: int, func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    pool = _pool(name, workers)
+    # What waits for a thread of this pool now (the metric shows a pool that is too small).
+    metrics.QUEUE_DEPTH.labels(queue=name).set(pool._work_queue.qsize())
+    return database_sync_to_async(func, thread_sensitive=False, executor=pool)
+
+
 def in_thread(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
-    """FUNC as an awaitable that runs in a pool thread, closing stale connections around it."""
-    return database_sync_to_async(func, thread_sensitive=False)
+    """FUNC as an awaitable on the sockets' pool (what a visitor is waiting on)."""
+    return _on("socket_threads", settings.CHAT_SOCKET_THREADS, func)
+
+
+def in_reply_thread(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
+    """FUNC as an awaitable on the reply generators' pool."""
+    return _on("reply_threads", settings.CHAT_REPLY_THREADS, func)

@@ -12,12 +12,14 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import translation
 
+from autoglm_site import metrics
 from autoglm_site.catalogues import catalogues_reload_if_changed
-from chat import errors, selectors, services
+from chat import errors, events, selectors, services
 from chat.asyncdb import in_thread
+from chat.delivery import ReplyDelivery
 from chat.language import language_negotiate
 from chat.live import get_live_text
-from chat.models import Conversation, Message, Visitor
+from chat.models import Conversation, Visitor
 from chat.replies import (
     conversation_broadcast,
     conversation_cancel,
@@ -42,46 +44,38 @@ class ChatConsumer(AsyncWebsocketConsumer):
         headers = dict(self.scope.get("headers", []))
         self.accept_language = headers.get(b"accept-language", b"").decode("latin-1")
         self.language = language_negotiate(accept_language=self.accept_language)
-        # What this socket has sent of each message: relayed deltas are trimmed to it, so the
-        # visitor gets no text twice and none missing, whatever process generates the reply.
-        self.sent_len: dict[int, int] = {}
-        self.finished: set[int] = set()
-        self.last_event = time.monotonic()
-        # The watchdog relays too: one relay at a time keeps sent_len and finished consistent.
-        self.relay_lock = asyncio.Lock()
-        self.watchdog = asyncio.create_task(self.watch_replies())
+        self.delivery = ReplyDelivery(
+            self.send_frame,
+            live_text=get_live_text().get,
+            stored_text=_stored_text,
+            finished_events=_finished_events,
+            resume=self.resume,
+            failed=self.reply_failed,
+        )
+        lease = settings.CHAT_REPLY_LEASE_SECONDS
+        self.watchdog = asyncio.create_task(
+            self.delivery.watch(quiet=min(3.0, lease / 2), lease=lease)
+        )
         await self.accept()
+        self.counted = True  # in the open-sockets gauge (disconnect may come without connect)
+        metrics.SOCKETS_ACTIVE.inc()
 
     async def disconnect(self, code: int) -> None:
-        self.watchdog.cancel()
+        if getattr(self, "counted", False):
+            self.counted = False
+            metrics.SOCKETS_ACTIVE.dec()
+        if getattr(self, "watchdog", None) is not None:
+            self.watchdog.cancel()
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def watch_replies(self) -> None:
-        """While this socket waits on a reply that has gone quiet, find out why.
+    async def resume(self) -> None:
+        """Recover the conversation's replies whose process died (the watchdog's last resort)."""
+        if self.conversation is not None:
+            await conversation_resume(conversation=self.conversation)
 
-        The channel layer drops messages when it is full: a reply may be finished in the
-        database while its `done` never arrived here, so it is sent from the database. And
-        the process generating a reply may have died: after the lease, the reply is recovered
-        (marked interrupted and regenerated) without waiting for another hello.
-        """
-        lease = settings.CHAT_REPLY_LEASE_SECONDS
-        quiet = min(3.0, lease / 2)
-        while True:
-            await asyncio.sleep(quiet)
-            waiting = [mid for mid in self.sent_len if mid not in self.finished]
-            silent = time.monotonic() - self.last_event
-            if self.conversation is None or not waiting or silent < quiet:
-                continue
-            try:
-                for event in await in_thread(selectors.replies_finished)(ids=waiting):
-                    async with self.relay_lock:
-                        await self._chat_done(event)
-                if silent > lease:
-                    self.last_event = time.monotonic()
-                    await conversation_resume(conversation=self.conversation)
-            except Exception:
-                logger.exception("watching conversation %s failed", self.conversation.pk)
+    async def reply_failed(self, message_id: int) -> None:
+        await self.send_error(errors.ReplyFailed(), message_id=message_id)
 
     # --- client frames ----------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -135,8 +129,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             stored = await in_thread(selectors.history_since)(
                 conversation=conversation, last_seen_id=frame.last_seen_id
             )
-            async with self.relay_lock:
-                messages = [await self.snapshot(payload) for payload in stored]
+            messages = await self.delivery.snapshot(stored)
         elif self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
             self.group = None
@@ -159,6 +152,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_message(self, frame: SendMessage) -> None:
         if self.visitor is None:
             raise errors.HelloRequired()
+        received = time.monotonic()
         result = await in_thread(services.message_send)(
             visitor=self.visitor,
             conversation=self.conversation,
@@ -169,10 +163,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.conversation is None or self.conversation.pk != result.conversation.pk:
             self.conversation = result.conversation
             await self.join(result.conversation)
-        self.sent_len.setdefault(result.message.pk, len(result.message.text))
-        self.finished.add(result.message.pk)
+        self.delivery.sent_whole(result.message.pk, len(result.message.text))
         if result.reply is not None:
-            self.sent_len.setdefault(result.reply.pk, 0)
+            self.delivery.expect(result.reply.pk)
         await self.send_frame(
             {
                 "type": "ack",
@@ -183,6 +176,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "duplicate": not result.created,
             }
         )
+        metrics.observe_since(metrics.MESSAGE_ACK_SECONDS, received)
         if result.created:
             replies = [result.reply] if result.reply else []
             await conversation_broadcast(
@@ -210,86 +204,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         await self.send_frame({"type": "feedback_saved", "message_id": frame.message_id})
 
-    # --- group events -----------------------------------------------------------------------
-    async def chat_message(self, event: dict[str, Any]) -> None:
-        self.last_event = time.monotonic()
-        async with self.relay_lock:
-            await self._chat_message(event)
+    # --- group events: relayed by the delivery bookkeeping -------------------------------
+    async def chat_message(self, event: events.MessageEvent) -> None:
+        await self.delivery.on_message(event)
 
-    async def _chat_message(self, event: dict[str, Any]) -> None:
-        message = event["message"]
-        if message["id"] in self.sent_len:
-            return
-        self.sent_len[message["id"]] = len(message["text"])
-        if message["role"] == Message.Role.USER:
-            self.finished.add(message["id"])
-        await self.send_frame({"type": "message", "message": message})
+    async def chat_delta(self, event: events.DeltaEvent) -> None:
+        await self.delivery.on_delta(event)
 
-    async def chat_delta(self, event: dict[str, Any]) -> None:
-        self.last_event = time.monotonic()
-        async with self.relay_lock:
-            await self._chat_delta(event)
-
-    async def _chat_delta(self, event: dict[str, Any]) -> None:
-        message_id: int = event["message_id"]
-        if message_id in self.finished:
-            return
-        offset: int = event["offset"]
-        text: str = event["text"]
-        have = self.sent_len.get(message_id, 0)
-        if offset + len(text) <= have:
-            return
-        if offset > have:  # a delta we never got (channel full): fill the gap from the live text
-            full = await get_live_text().get(message_id)
-            if full is None or len(full) < offset:
-                stored = await in_thread(selectors.message_text)(message_id=message_id)
-                full = stored[0] if stored else ""
-            if len(full) >= offset:
-                text, offset = full[have:offset] + text, have
-            else:
-                logger.warning("cannot fill gap in reply %s at %s", message_id, have)
-        else:
-            text, offset = text[have - offset :], have
-        await self.send_frame(
-            {"type": "delta", "message_id": message_id, "offset": offset, "text": text}
-        )
-        self.sent_len[message_id] = offset + len(text)
-
-    async def chat_done(self, event: dict[str, Any]) -> None:
-        self.last_event = time.monotonic()
-        async with self.relay_lock:
-            await self._chat_done(event)
-
-    async def _chat_done(self, event: dict[str, Any]) -> None:
-        message_id: int = event["message_id"]
-        if message_id in self.finished:
-            return
-        have = self.sent_len.get(message_id, 0)
-        if have < event["length"]:
-            stored = await in_thread(selectors.message_text)(message_id=message_id)
-            if stored and len(stored[0]) > have:
-                await self.send_frame(
-                    {
-                        "type": "delta",
-                        "message_id": message_id,
-                        "offset": have,
-                        "text": stored[0][have:],
-                    }
-                )
-                self.sent_len[message_id] = len(stored[0])
-        self.finished.add(message_id)
-        await self.send_frame(
-            {
-                "type": "done",
-                "message_id": message_id,
-                "status": event["status"],
-                "usage": event["usage"],
-                "timings": event["timings"],
-                "citations": event.get("citations", []),
-            }
-        )
-        if event["status"] == Message.Status.FAILED:
-            await self.send_error(errors.ReplyFailed(), message_id=message_id)
+    async def chat_done(self, event: events.DoneEvent) -> None:
+        await self.delivery.on_done(event)
 
     # --- helpers ----------------------------------------------------------------------------
     async def join(self, conversation: Conversation) -> None:
@@ -301,24 +224,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(name, self.channel_name)
         self.group = name
 
-    async def snapshot(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """A stored message for the welcome frame; a streaming reply with its live text."""
-        message_id: int = payload["id"]
-        if payload["status"] == Message.Status.STREAMING:
-            live = await get_live_text().get(message_id)
-            if live is not None and len(live) > len(payload["text"]):
-                payload["text"] = live
-        elif payload["status"] != Message.Status.PENDING:
-            self.finished.add(message_id)
-        self.sent_len[message_id] = len(payload["text"])
-        return payload
-
     async def send_frame(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(frame, ensure_ascii=False))
 
     async def send_error(self, error: errors.ChatError, **extra: Any) -> None:
         with translation.override(self.language):
             message = error.render()
+        metrics.ERRORS.labels(code=error.code).inc()
         frame = {"type": "error", "code": error.code, "message": message}
         frame.update({key: value for key, value in extra.items() if value is not None})
         await self.send_frame(frame)
+
+
+async def _stored_text(message_id: int) -> str | None:
+    stored = await in_thread(selectors.message_text)(message_id=message_id)
+    return stored[0] if stored else None
+
+
+async def _finished_events(ids: list[int]) -> list[events.DoneEvent]:
+    return await in_thread(selectors.replies_finished)(ids=ids)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Q
 
 from autoglm_site.languages import language_supported
+from autoglm_site.memo import admin_tables_memo
 from chat.models import GlossaryTerm
 
 
@@ -28,6 +29,7 @@ def _quoted(text: str) -> str:
     return '"' + " ".join(text.split()).replace('"', "'") + '"'
 
 
+@admin_tables_memo(GlossaryTerm)
 def glossary_prompt(*, language: str) -> str:
     """The glossary for LANGUAGE as instructions for the model; "" when it has no terms.
 

@@ -104,14 +104,24 @@ class Message(models.Model):
         _("cached prompt tokens"), null=True, blank=True
     )
     ttft_ms = models.FloatField(_("time to first token (ms)"), null=True, blank=True)
+    backend_ttft_ms = models.FloatField(
+        _("engine's time to first token (ms)"), null=True, blank=True
+    )
     duration_ms = models.FloatField(_("duration (ms)"), null=True, blank=True)
     backend = models.CharField(_("backend"), max_length=200, blank=True)
+    # The endpoint that answered (a vLLM replica's name, "local", "knowledge_fallback"...).
+    replica = models.CharField(_("replica"), max_length=200, blank=True)
+    # Why the reply ended: stop, length (max_tokens), fallback, cancelled, failed, interrupted.
+    finish_reason = models.CharField(_("finish reason"), max_length=16, blank=True)
     error_code = models.CharField(_("error code"), max_length=64, blank=True)
     cancel_requested = models.BooleanField(default=False)
     # Refreshed while a reply streams; a streaming reply with an old heartbeat lost its process.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    # Set by chat.services.reply_claim: whether more replies of the conversation were pending.
+    more_pending: bool = False
 
     class Meta:
         verbose_name = _("message")

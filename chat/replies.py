@@ -20,9 +20,11 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.utils import timezone
 
-from chat import selectors, services
-from chat.asyncdb import in_thread
+from autoglm_site import metrics
+from chat import events, selectors, services
+from chat.asyncdb import in_reply_thread, in_thread
 from chat.glossary import glossary_prompt
 from chat.language import message_is_short, reply_language
 from chat.live import get_live_text
@@ -49,8 +51,7 @@ async def conversation_broadcast(*, conversation_id: uuid.UUID, messages: list[M
     assert layer is not None
     for message in messages:
         await layer.group_send(
-            group_name(conversation_id),
-            {"type": "chat.message", "message": selectors.message_payload(message)},
+            group_name(conversation_id), events.message_event(selectors.message_payload(message))
         )
 
 
@@ -64,7 +65,8 @@ async def conversation_resume(*, conversation: Conversation) -> None:
     assert layer is not None
     for reply_id in result.interrupted:
         await layer.group_send(
-            group_name(conversation.pk), _ended(reply_id, Message.Status.INTERRUPTED)
+            group_name(conversation.pk),
+            events.ended_event(reply_id=reply_id, status=Message.Status.INTERRUPTED),
         )
     await conversation_broadcast(conversation_id=conversation.pk, messages=result.queued)
     get_runner().kick(conversation.pk)
@@ -81,25 +83,13 @@ async def conversation_cancel(*, conversation: Conversation, message_id: int | N
     assert layer is not None
     for reply_id in result.cancelled:
         await layer.group_send(
-            group_name(conversation.pk), _ended(reply_id, Message.Status.CANCELLED)
+            group_name(conversation.pk),
+            events.ended_event(reply_id=reply_id, status=Message.Status.CANCELLED),
         )
 
 
-def _ended(reply_id: int, status: str) -> dict[str, Any]:
-    """A `chat.done` group event for a reply that ended without streaming to its end here."""
-    return {
-        "type": "chat.done",
-        "message_id": reply_id,
-        "status": status,
-        "length": -1,  # no tail to fetch: what was streamed is all there is
-        "error_code": "",
-        "usage": {},
-        "timings": {},
-    }
-
-
 def _prompt_for(reply: Message) -> CompletionRequest:
-    conversation = Conversation.objects.get(pk=reply.conversation_id)
+    conversation = reply.conversation  # reply_claim read it with the reply
     history = selectors.prompt_history(reply=reply)
     question = history[-1] if history and history[-1].role == Message.Role.USER else None
     answer_language = (
@@ -199,10 +189,14 @@ class ReplyRunner:
             while True:
                 self._again.discard(conversation_id)
                 while True:
-                    reply = await in_thread(services.reply_claim)(conversation_id=conversation_id)
+                    reply = await in_reply_thread(services.reply_claim)(
+                        conversation_id=conversation_id
+                    )
                     if reply is None:
                         break
                     await self._generate(reply)
+                    if not reply.more_pending:
+                        break  # a message stored meanwhile kicked us: see _again below
                 if conversation_id not in self._again:
                     break
         except Exception:
@@ -234,12 +228,14 @@ class ReplyRunner:
         ttft_ms: float | None = None
         backend_ttft_ms: float | None = None
         usage: Usage | None = None
+        finish_reason: str | None = None
+        replica = ""
         status = Message.Status.COMPLETE
         error_code = ""
 
-        async def pump(request: CompletionRequest) -> None:
+        async def pump(request: CompletionRequest, backend: LLMBackend) -> None:
             try:
-                async for chunk in _backend_for(request).stream(request):
+                async for chunk in backend.stream(request):
                     await queue.put(chunk)
                 await queue.put(_END)
             except asyncio.CancelledError:
@@ -252,31 +248,43 @@ class ReplyRunner:
             offset = len(text)
             text += pending
             await live.append(reply.pk, pending)
-            await layer.group_send(
-                group,
-                {"type": "chat.delta", "message_id": reply.pk, "offset": offset, "text": pending},
-            )
+            with metrics.timed(metrics.CHANNEL_LAYER_SEND_SECONDS):
+                await layer.group_send(
+                    group, events.delta_event(message_id=reply.pk, offset=offset, text=pending)
+                )
+            if not offset:
+                metrics.REPLY_FIRST_DELTA_SECONDS.observe(
+                    max(0.0, (timezone.now() - reply.created_at).total_seconds())
+                )
             pending = ""
             last_flush = time.monotonic()
 
         pump_task: asyncio.Task[None] | None = None
         shown: ReplyFilter | None = None
+        asked_at: float | None = None
+        metrics.REPLIES_STREAMING.inc()
         try:
-            request = await in_thread(_prompt_for)(reply)
+            request = await in_reply_thread(_prompt_for)(reply)
             shown = ReplyFilter(request.reply_language or request.language)
-            pump_task = asyncio.create_task(pump(request))
+            backend = _backend_for(request)
+            replica = str(getattr(backend, "name", "") or type(backend).__name__)
+            asked_at = time.monotonic()
+            pump_task = asyncio.create_task(pump(request, backend))
             while True:
                 now = time.monotonic()
                 wait = next_checkpoint - now
                 if pending:
                     wait = min(wait, last_flush + coalesce - now)
                 try:
-                    if wait > 0:
-                        item = await asyncio.wait_for(queue.get(), timeout=wait)
-                    else:  # wait_for(timeout=0) never takes an item, even a queued one
-                        item = queue.get_nowait()
-                except (TimeoutError, asyncio.QueueEmpty):
+                    item = queue.get_nowait()  # under load chunks queue up: no wait at all
+                except asyncio.QueueEmpty:
                     item = None
+                    if wait > 0:
+                        try:
+                            async with asyncio.timeout(wait):  # no task per wait, unlike wait_for
+                                item = await queue.get()
+                        except TimeoutError:
+                            item = None
                 if item is _END:
                     break
                 if item is _CANCEL:
@@ -296,11 +304,15 @@ class ReplyRunner:
                     if item.usage is not None:
                         usage = item.usage
                         backend_ttft_ms = item.backend_ttft_ms
+                        finish_reason = item.finish_reason
+                        replica = item.replica or replica
                 now = time.monotonic()
                 if pending and now - last_flush >= coalesce:
                     await flush()
                 if now >= next_checkpoint:
-                    stop = await in_thread(services.reply_checkpoint)(reply_id=reply.pk, text=text)
+                    stop = await in_reply_thread(services.reply_checkpoint)(
+                        reply_id=reply.pk, text=text
+                    )
                     # Counted from the end of the save: a slow database must not make every
                     # loop a checkpoint (that starved the token queue).
                     next_checkpoint = time.monotonic() + checkpoint_every
@@ -317,45 +329,84 @@ class ReplyRunner:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await pump_task
             self._queues.pop(reply.pk, None)
+            metrics.REPLIES_STREAMING.dec()
 
         duration_ms = (time.monotonic() - started) * 1000
-        final = await in_thread(services.reply_finish)(
+        event = await in_reply_thread(_finish)(
             reply_id=reply.pk,
             text=text,
             status=status,
             usage=usage,
-            ttft_ms=ttft_ms,
-            duration_ms=duration_ms,
+            ttft_ms=_round(ttft_ms),
+            backend_ttft_ms=_round(backend_ttft_ms),
+            duration_ms=_round(duration_ms),
             backend=settings.LLM_BACKEND,
+            replica=replica,
+            finish_reason=_finish_reason(status, finish_reason),
             error_code=error_code,
         )
-        if final is None:  # recovered elsewhere as interrupted: that reply is not ours now
+        if event is None:  # recovered elsewhere as interrupted: that reply is not ours now
             logger.warning("reply %s was taken over after its heartbeat went stale", reply.pk)
             await live.clear(reply.pk)
             return
-        citations = await in_thread(selectors.reply_citations)(reply=final)
-        await layer.group_send(
-            group,
-            {
-                "type": "chat.done",
-                "message_id": final.pk,
-                "status": final.status,
-                "length": len(final.text),
-                "error_code": error_code,
-                "usage": {
-                    "prompt_tokens": final.prompt_tokens or 0,
-                    "completion_tokens": final.completion_tokens or 0,
-                    "cached_prompt_tokens": final.cached_prompt_tokens,
-                },
-                "citations": citations,
-                "timings": {
-                    "ttft_ms": _round(ttft_ms),
-                    "backend_ttft_ms": _round(backend_ttft_ms),
-                    "duration_ms": _round(duration_ms),
-                },
-            },
-        )
+        with metrics.timed(metrics.CHANNEL_LAYER_SEND_SECONDS):
+            await layer.group_send(group, event)
         await live.clear(reply.pk)
+        _record(event, replica=replica, asked_at=asked_at, ttft_ms=ttft_ms, usage=usage)
+
+
+def backend_kind(replica: str) -> str:
+    """The metrics' backend label for the endpoint that answered (a fixed, short set)."""
+    if replica.startswith("local"):
+        return "local"
+    if replica in {"knowledge_fallback", "extractive"}:
+        return "fallback" if replica == "knowledge_fallback" else "extractive"
+    if replica in {"fake", "FakeBackend"}:
+        return "fake"
+    return "openai"
+
+
+def _record(
+    event: events.DoneEvent,
+    *,
+    replica: str,
+    asked_at: float | None,
+    ttft_ms: float | None,
+    usage: Usage | None,
+) -> None:
+    backend = backend_kind(replica)
+    first_ms = event["timings"]["backend_ttft_ms"] or ttft_ms
+    if first_ms is not None:
+        metrics.REPLY_FIRST_TOKEN_SECONDS.labels(backend=backend, replica=replica).observe(
+            first_ms / 1000
+        )
+    if event["error_code"]:
+        metrics.ERRORS.labels(code=event["error_code"]).inc()
+    metrics.reply_record(
+        backend=backend,
+        replica=replica or "-",
+        finish_reason=event["finish_reason"],
+        prompt_tokens=usage.prompt_tokens if usage else None,
+        cached_prompt_tokens=usage.cached_prompt_tokens if usage else None,
+        completion_tokens=usage.completion_tokens if usage else None,
+        duration_seconds=None if asked_at is None else time.monotonic() - asked_at,
+    )
+
+
+def _finish_reason(status: str, reported: str | None) -> str:
+    """Why a reply ended: the backend's word for a complete one ("stop", "length" for a
+    max_tokens cut, "fallback" for the router's apology), else the status."""
+    if status == Message.Status.COMPLETE:
+        return reported or "stop"
+    return status
+
+
+def _finish(**fields: Any) -> events.DoneEvent | None:
+    """Store the finished reply; its `chat.done` event (None when it is no longer ours)."""
+    final = services.reply_finish(**fields)
+    if final is None:
+        return None
+    return events.done_event(final, citations=selectors.reply_citations(reply=final))
 
 
 def _round(value: float | None) -> float | None:

@@ -9,7 +9,9 @@ from typing import Any
 
 from django.conf import settings
 
+from autoglm_site.memo import admin_tables_memo
 from chat import errors
+from chat.events import DoneEvent, done_event
 from chat.llm.base import Sampling
 from chat.models import Conversation, DecodingPreset, Feedback, Message, TurnKnowledge, Visitor
 from chat.prompts import KnowledgeSnippet
@@ -78,26 +80,13 @@ def history_since(*, conversation: Conversation, last_seen_id: int | None) -> li
     return payloads
 
 
-def replies_finished(*, ids: list[int]) -> list[dict[str, Any]]:
+def replies_finished(*, ids: list[int]) -> list[DoneEvent]:
     """Group `chat.done` events, rebuilt from the database, for those of IDS that are finished."""
     finished = Message.objects.filter(pk__in=ids, role=Message.Role.ASSISTANT).exclude(
         status__in=[Message.Status.PENDING, Message.Status.STREAMING]
     )
     return [
-        {
-            "type": "chat.done",
-            "message_id": reply.pk,
-            "status": reply.status,
-            "length": len(reply.text),
-            "error_code": reply.error_code,
-            "usage": {
-                "prompt_tokens": reply.prompt_tokens or 0,
-                "completion_tokens": reply.completion_tokens or 0,
-                "cached_prompt_tokens": reply.cached_prompt_tokens,
-            },
-            "timings": {"ttft_ms": reply.ttft_ms, "duration_ms": reply.duration_ms},
-            "citations": reply_citations(reply=reply),
-        }
+        done_event(reply, citations=reply_citations(reply=reply))
         for reply in finished.select_related("reply_to__prompt_knowledge")
     ]
 
@@ -151,6 +140,7 @@ def knowledge_given(*, messages: Sequence[Message]) -> dict[int, list[KnowledgeS
     }
 
 
+@admin_tables_memo(DecodingPreset)
 def preset_sampling(*, task: str, assistant: str | None = None) -> Sampling:
     """The admin's decoding preset for a task (this assistant's, else everyone's), else defaults."""
     name = settings.CHAT_ASSISTANT_NAME if assistant is None else assistant

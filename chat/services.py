@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -186,41 +186,73 @@ def reply_claim(*, conversation_id: uuid.UUID) -> Message | None:
     """Take the oldest pending reply of a conversation for generation in this process.
 
     None when nothing is pending, or another process is streaming a reply there right now.
+    The conversation row is locked first, so two processes never both start a reply there;
+    the rest is one statement (it sees what the lock's previous holder committed).
     """
     with transaction.atomic():
-        conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
+        conversation = (
+            Conversation.objects.select_for_update().filter(pk=conversation_id).only("pk").first()
+        )
         if conversation is None:
             return None
-        busy = conversation.messages.filter(
-            status=Message.Status.STREAMING, heartbeat_at__gte=_lease_cutoff()
-        ).exists()
-        if busy:
+        now, key = timezone.now(), str(conversation_id)
+        with connection.cursor() as cursor:
+            cursor.execute(_CLAIM_SQL, [now, key, now, now, key, key, _lease_cutoff(), key])
+            row = cursor.fetchone()
+        if row is None:
             return None
-        now = timezone.now()
-        conversation.messages.filter(status=Message.Status.PENDING, cancel_requested=True).update(
-            status=Message.Status.CANCELLED, updated_at=now
-        )
-        reply = (
-            conversation.messages.filter(role=Message.Role.ASSISTANT, status=Message.Status.PENDING)
-            .order_by("id")
-            .first()
-        )
-        if reply is None:
-            return None
-        reply.status = Message.Status.STREAMING
-        reply.heartbeat_at = now
-        reply.save(update_fields=["status", "heartbeat_at", "updated_at"])
+        reply = Message.objects.select_related("conversation").get(pk=row[0])
+        reply.more_pending = bool(row[1])
         return reply
 
 
+_T = Message._meta.db_table
+_PENDING, _STREAMING = Message.Status.PENDING.value, Message.Status.STREAMING.value
+_CANCELLED, _ASSISTANT = Message.Status.CANCELLED.value, Message.Role.ASSISTANT.value
+
+# Cancel the pending replies whose cancel came before they started, then, unless a reply of
+# the conversation is streaming with a live heartbeat, mark the oldest pending one streaming;
+# return it and whether more replies are pending after it. (Only constants are formatted in.)
+_CLAIM_SQL = f"""
+WITH cancelled AS (
+    UPDATE {_T} SET status = '{_CANCELLED}', updated_at = %s
+    WHERE conversation_id = %s AND status = '{_PENDING}' AND cancel_requested
+    RETURNING id
+)
+UPDATE {_T} SET status = '{_STREAMING}', heartbeat_at = %s, updated_at = %s
+WHERE id = (
+    SELECT id FROM {_T}
+    WHERE conversation_id = %s AND role = '{_ASSISTANT}' AND status = '{_PENDING}'
+      AND NOT cancel_requested
+    ORDER BY id LIMIT 1
+)
+AND NOT EXISTS (
+    SELECT 1 FROM {_T}
+    WHERE conversation_id = %s AND status = '{_STREAMING}' AND heartbeat_at >= %s
+)
+RETURNING id, EXISTS (
+    SELECT 1 FROM {_T} AS later
+    WHERE later.conversation_id = %s AND later.status = '{_PENDING}' AND later.id > {_T}.id
+)
+"""  # noqa: S608
+
+_CHECKPOINT_SQL = (
+    f"UPDATE {_T} SET text = %s, heartbeat_at = %s, updated_at = %s "  # noqa: S608
+    f"WHERE id = %s AND status = '{_STREAMING}' RETURNING cancel_requested"
+)
+
+
 def reply_checkpoint(*, reply_id: int, text: str) -> bool:
-    """Save the partial text and refresh the lease; True when a cancel was requested."""
-    updated = Message.objects.filter(pk=reply_id, status=Message.Status.STREAMING).update(
-        text=text, heartbeat_at=timezone.now(), updated_at=timezone.now()
-    )
-    if not updated:
-        return True  # no longer ours to stream (cancelled or recovered elsewhere)
-    return Message.objects.filter(pk=reply_id, cancel_requested=True).exists()
+    """Save the partial text and refresh the lease; True when the reply should stop (a cancel
+    was requested, or it is no longer this generator's: cancelled or recovered elsewhere)."""
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CHECKPOINT_SQL,
+            [text, now, now, reply_id],
+        )
+        row = cursor.fetchone()
+    return row is None or bool(row[0])
 
 
 def reply_finish(
@@ -230,8 +262,11 @@ def reply_finish(
     status: Message.Status,
     usage: Usage | None = None,
     ttft_ms: float | None = None,
+    backend_ttft_ms: float | None = None,
     duration_ms: float | None = None,
     backend: str = "",
+    replica: str = "",
+    finish_reason: str = "",
     error_code: str = "",
 ) -> Message | None:
     """Finalise a streaming reply; None when it is no longer this generator's to finish
@@ -246,8 +281,11 @@ def reply_finish(
         completion_tokens=usage.completion_tokens or None,
         cached_prompt_tokens=usage.cached_prompt_tokens,
         ttft_ms=ttft_ms,
+        backend_ttft_ms=backend_ttft_ms,
         duration_ms=duration_ms,
         backend=backend[:200],
+        replica=replica[:200],
+        finish_reason=finish_reason[:16],
         error_code=error_code[:64],
         heartbeat_at=None,
         updated_at=timezone.now(),
@@ -358,8 +396,11 @@ def turn_knowledge(*, question: Message | None, language: str) -> list[Knowledge
     if stored is not None:
         return [KnowledgeSnippet.from_dict(item) for item in stored.snippets]
     snippets = _knowledge_search(query=question.text, language=language)
-    TurnKnowledge.objects.get_or_create(
-        message=question, defaults={"snippets": [s.as_dict() for s in snippets]}
+    # A regenerated reply racing this one may have stored it first: theirs stays, and the
+    # next prompt reads whichever is stored (both came from the same search).
+    TurnKnowledge.objects.bulk_create(
+        [TurnKnowledge(message=question, snippets=[s.as_dict() for s in snippets])],
+        ignore_conflicts=True,
     )
     return snippets
 

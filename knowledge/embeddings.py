@@ -73,11 +73,77 @@ def _rows(matrix: Any) -> list[list[float]]:
     return [[float(x) for x in row] for row in np.asarray(matrix, dtype=np.float32)]
 
 
+class _Pending:
+    __slots__ = ("texts", "vectors", "error")
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.vectors: list[list[float]] | None = None
+        self.error: BaseException | None = None
+
+
+class _QueryBatcher:
+    """Embeds the queries of concurrent searches together.
+
+    USE's cost for a short text is mostly streaming its weight matrices from memory, once per
+    batch: eight queries in one batch cost little more than one. A thread that finds the model
+    idle encodes its own queries at once (no added wait when the process is quiet); threads
+    that arrive while it works queue theirs, and the next of them encodes everything queued.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._queue: list[_Pending] = []
+        self._busy = False
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        mine = _Pending(texts)
+        with self._cond:
+            self._queue.append(mine)
+            while self._busy and mine.vectors is None and mine.error is None:
+                self._cond.wait()
+            if mine.vectors is None and mine.error is None:
+                self._busy = True
+                batch, self._queue = self._queue, []
+            else:
+                batch = []
+        if batch:
+            self._encode(batch)
+        if mine.error is not None:
+            raise mine.error
+        assert mine.vectors is not None
+        return mine.vectors
+
+    def _encode(self, batch: list[_Pending]) -> None:
+        try:
+            model = _primary_model()
+            texts = [text for pending in batch for text in pending.texts]
+            with _primary_lock:  # shared with the passages' indexing
+                rows = _rows(model.encode(texts))
+            start = 0
+            for pending in batch:
+                pending.vectors = rows[start : start + len(pending.texts)]
+                start += len(pending.texts)
+        except BaseException as exc:
+            for pending in batch:
+                pending.error = exc
+            raise
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+
+_queries = _QueryBatcher()
+
+
 def embed_query(text: str) -> list[float]:
-    model = _primary_model()
-    with _primary_lock:
-        vector = model.encode([text])
-    return _rows(vector)[0]
+    return _queries.embed([text])[0]
+
+
+def embed_queries(texts: Sequence[str]) -> list[list[float]]:
+    """The embeddings of a few query texts, in one batch with whatever else is waiting."""
+    return _queries.embed(list(texts))
 
 
 def embed_passages(texts: Sequence[str]) -> list[list[float]]:

@@ -216,10 +216,9 @@ def _query_vector(query: str, meaning: str) -> list[float]:
     """The question's embedding: of MEANING (the question without its product names), averaged
     with the whole question's when the two differ, so a Latin word that carries meaning in a
     Chinese question ("API", "Wi-Fi") still counts for half."""
-    vector = embeddings.embed_query(meaning)
     if meaning == query:
-        return vector
-    whole = embeddings.embed_query(query)
+        return embeddings.embed_query(query)
+    vector, whole = embeddings.embed_queries([meaning, query])
     mean = [a + b for a, b in zip(vector, whole, strict=True)]
     norm = math.sqrt(sum(x * x for x in mean)) or 1.0
     return [x / norm for x in mean]

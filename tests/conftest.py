@@ -54,6 +54,9 @@ def _fast_chat(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
     from django.core.cache import cache
 
     cache.clear()  # knowledge search caches term statistics per knowledge base
+    from autoglm_site.memo import memo_forget_all
+
+    memo_forget_all()  # the glossary and presets a test's process read (tables are flushed)
     yield
     FakeBackend.reset()
 

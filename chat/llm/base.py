@@ -60,6 +60,8 @@ class Chunk:
     backend_ttft_ms: float | None = None
     # On the last chunk: "stop", "length" (max_tokens reached), "cancelled", or None.
     finish_reason: str | None = None
+    # On the last chunk: the endpoint that answered (set by the router).
+    replica: str | None = None
     # Text quoted as it is (a knowledge fallback's article titles and excerpts): shown without
     # the reply-language filter.
     verbatim: bool = False

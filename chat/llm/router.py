@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import dataclasses
 import hashlib
 import logging
 import time
@@ -180,7 +181,7 @@ class KnowledgeFallbackBackend(LLMBackend):
                     "minutes, or contact our support team."
                 )
         yield Chunk(text=text, verbatim=True)
-        yield Chunk(usage=Usage(), finish_reason="fallback")
+        yield Chunk(usage=Usage(), finish_reason="fallback", replica=self.name)
 
     async def check(self) -> list[BackendStatus]:
         search = _chunk_search()
@@ -314,6 +315,8 @@ class RouterBackend(LLMBackend):
                 if chunk.text and not outcome.streamed:
                     outcome.streamed = True
                     endpoint.last_latency_ms = (time.monotonic() - started) * 1000
+                if chunk.usage is not None and chunk.replica is None:
+                    chunk = dataclasses.replace(chunk, replica=endpoint.name)
                 yield chunk
             endpoint.breaker.success()
             endpoint.last_error = ""
