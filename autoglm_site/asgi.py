@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import threading
 
 # The event loop (every socket, every stream) shares the GIL with the pool threads doing
 # database work; at Python's default 5 ms switch interval the loop waits up to 5 ms for the
@@ -38,3 +40,17 @@ application = ProtocolTypeRouter(
         "websocket": ChatOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )
+
+
+def _warm_up() -> None:
+    """Load the query embedder now, in the background: the first visitor's search would
+    otherwise wait for it (a few seconds of CPU), and every process pays it once."""
+    try:
+        from knowledge.embeddings import embed_query
+
+        embed_query("warm up")
+    except Exception:  # a failure here shows again, with its cause, on the first search
+        logging.getLogger(__name__).warning("warming up the query embedder failed", exc_info=True)
+
+
+threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()

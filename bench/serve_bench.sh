@@ -6,6 +6,7 @@
 #   bench/serve_bench.sh                  # Daphne in the foreground on 127.0.0.1:8765 (Ctrl-C stops)
 #   bench/serve_bench.sh --with CMD ARGS  # a fresh server for one command: start, wait, run, stop
 #   BENCH_PORT=9000 LLM_FAKE_TOKEN_MS=10 bench/serve_bench.sh
+#   BENCH_PROCESSES=2 bench/serve_bench.sh --with CMD  # 2 Daphne processes on one port (SO_REUSEPORT)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,12 +51,19 @@ export LOG_LEVEL=${LOG_LEVEL:-WARNING}
 echo "bench server: http://${BENCH_HOST}:${BENCH_PORT}/ db=${BENCH_DB} redis=${REDIS_URL}" \
   "first_token=${LLM_FAKE_FIRST_TOKEN_MS}ms token=${LLM_FAKE_TOKEN_MS}ms" \
   "conn_max_age=${DATABASE_CONN_MAX_AGE}" >&2
+BENCH_PROCESSES=${BENCH_PROCESSES:-1}
+if [ "$BENCH_PROCESSES" -gt 1 ]; then
+  serve=("$PY" scripts/serve.py --processes "$BENCH_PROCESSES" --host "$BENCH_HOST" --port "$BENCH_PORT"
+         --pid-file "${DATA_DIR}/bench-serve.json")
+else
+  serve=("$PY" -m daphne -b "$BENCH_HOST" -p "$BENCH_PORT" autoglm_site.asgi:application)
+fi
 if [ "${1:-}" != "--with" ]; then
-  exec "$PY" -m daphne -b "$BENCH_HOST" -p "$BENCH_PORT" autoglm_site.asgi:application
+  exec "${serve[@]}"
 fi
 shift
 log=${BENCH_SERVER_LOG:-${DATA_DIR}/bench-server.log}
-"$PY" -m daphne -b "$BENCH_HOST" -p "$BENCH_PORT" autoglm_site.asgi:application >"$log" 2>&1 &
+"${serve[@]}" >"$log" 2>&1 &
 server=$!
 stop_server() {
   kill "$server" 2>/dev/null || return 0
