@@ -22,6 +22,14 @@ DATA_DIR=$(cd "${AUTOGLM_DATA_DIR:-.data}" 2>/dev/null && pwd || echo "$PWD/.dat
 env -u DATABASE_URL -u REDIS_URL AUTOGLM_EMBEDDED_DB_NAME="$BENCH_DB" \
   "$PY" manage.py migrate --noinput >/dev/null
 
+# Retrieval is part of what is measured: the demo knowledge base (real articles in several
+# languages) is imported, and indexed, once (kb_import skips unchanged articles).
+# BENCH_KB=none leaves the knowledge base empty.
+if [ "${BENCH_KB:-demo}" = "demo" ]; then
+  env -u DATABASE_URL -u REDIS_URL AUTOGLM_EMBEDDED_DB_NAME="$BENCH_DB" \
+    "$PY" manage.py kb_import knowledge/fixtures/demo_articles.jsonl >/dev/null
+fi
+
 # Redis is needed (channel layer, live text, rate-limit cache); its benchmark database starts
 # empty so no stale channel messages or counters from an earlier run remain.
 "$PY" - "$BENCH_REDIS_URL" <<'PYEOF'

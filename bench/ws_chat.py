@@ -401,6 +401,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--locale", default="en")
     parser.add_argument(
+        "--warmup",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first run N conversations of 2 messages, not counted (loads models, fills pools)",
+    )
+    parser.add_argument(
         "--check-db",
         metavar="DATABASE_URL",
         help="also compare every reply with the text stored in this database",
@@ -425,6 +432,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.wait_ready:
         wait_ready(args.url, args.wait_ready)
+    if args.warmup:
+        warm = argparse.Namespace(**{**vars(args), "conversations": args.warmup, "messages": 2})
+        warm.ramp, warm.think = 0.0, 0.0
+        asyncio.run(run_all(warm))
     runs, wall = asyncio.run(run_all(args))
     if args.check_db:
         problems, checked = check_database(runs, args.check_db)
