@@ -70,9 +70,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def resume(self) -> None:
-        """Recover the conversation's replies whose process died (the watchdog's last resort)."""
-        if self.conversation is not None:
+        """Recover the conversation's replies whose process died (the watchdog's last resort).
+
+        If that fails half-way (Redis or the database down), a reply may have been queued that
+        this socket was never told of, and nobody would generate it: the socket is closed, so
+        the client reconnects and its `hello` takes the stored state and resumes."""
+        if self.conversation is None:
+            return
+        try:
             await conversation_resume(conversation=self.conversation)
+        except Exception:
+            logger.warning(
+                "resuming conversation %s failed: closing the socket to resynchronise",
+                self.conversation.pk,
+                exc_info=True,
+            )
+            await self.close(code=1011)
 
     async def reply_failed(self, message_id: int) -> None:
         await self.send_error(errors.ReplyFailed(), message_id=message_id)
@@ -80,6 +93,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # --- client frames ----------------------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         ref: str | None = None
+        hello = False
         try:
             if text_data is None:
                 raise errors.InvalidFrame()
@@ -88,6 +102,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 ref = frame.client_id
                 await self.on_message(frame)
             elif isinstance(frame, Hello):
+                hello = True
                 await self.on_hello(frame)
             elif isinstance(frame, Cancel):
                 await self.on_cancel(frame)
@@ -100,6 +115,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except Exception:
             logger.exception("chat frame failed")
             await self.send_error(errors.ChatError(), client_id=ref)
+            if hello:
+                # No welcome came: the widget waits on this socket for good. Closed, it
+                # reconnects with backoff and says hello again.
+                await self.close(code=1011)
 
     async def on_hello(self, frame: Hello) -> None:
         visitor = await in_thread(services.visitor_from_token)(token=frame.token)
