@@ -116,5 +116,13 @@ bench: install redis
 	BENCH_PORT=$(BENCH_PORT) bench/serve_bench.sh --with $(BENCH_WS) -n 500 --ramp 10 || rc=1; \
 	exit $$rc
 
+# Chaos run (docs/benchmarks.md): 500 widget-like conversations against 2 Daphne processes while
+# one is killed, Redis restarts and PostgreSQL stops; its own PostgreSQL (.data/chaos), Redis (a
+# free port) and server log (.data/chaos/server.log). CHAOS_ARGS=--short: the CI-sized run.
+CHAOS_ARGS ?=
+.PHONY: chaos
+chaos: install
+	$(PY) bench/chaos.py $(CHAOS_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
