@@ -31,6 +31,10 @@ from chat.schemas import Cancel, Hello, Ping, SendFeedback, SendMessage, frame_p
 
 logger = logging.getLogger(__name__)
 
+# Closing with this code means "reconnect and say hello again" (the widget reconnects on any
+# close). Daphne accepts only 1000 or 3000-4999 from the application.
+RESYNC_CLOSE_CODE = 4000
+
 
 class ChatConsumer(AsyncWebsocketConsumer):
     visitor: Visitor | None
@@ -85,7 +89,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 self.conversation.pk,
                 exc_info=True,
             )
-            await self.close(code=1011)
+            await self.close(code=RESYNC_CLOSE_CODE)
 
     async def reply_failed(self, message_id: int) -> None:
         await self.send_error(errors.ReplyFailed(), message_id=message_id)
@@ -118,7 +122,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if hello:
                 # No welcome came: the widget waits on this socket for good. Closed, it
                 # reconnects with backoff and says hello again.
-                await self.close(code=1011)
+                await self.close(code=RESYNC_CLOSE_CODE)
 
     async def on_hello(self, frame: Hello) -> None:
         visitor = await in_thread(services.visitor_from_token)(token=frame.token)
