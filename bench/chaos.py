@@ -714,6 +714,7 @@ class Clock:
 
     def __init__(self) -> None:
         self.started = time.perf_counter()
+        self.wall_started = time.time()  # to place the server log's lines on the same clock
 
     def now(self) -> float:
         return time.perf_counter() - self.started
@@ -854,6 +855,7 @@ async def run_all(
 ) -> tuple[list[Client], list[Fault], float]:
     await warm_up(args, stack)
     clock = Clock()
+    args.wall_started = clock.wall_started
     rng = random.Random(args.seed)
     tag = f"c{uuid.uuid4().hex[:8]}"
     clients = [
@@ -957,6 +959,57 @@ def log_summary(path: Path, since: int) -> tuple[int, int, Counter[str]]:
             line = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "<uuid>", line.split(" ", 3)[-1])
             kinds[re.sub(r"\d+", "N", line)[:110]] += 1
     return len(errors), tracebacks, kinds
+
+
+def server_events(path: Path, since: int, wall_started: float) -> dict[str, list[float]]:
+    """Run-clock times of the server log lines that tell how replies fared: replies taken over
+    after their heartbeat went stale (the generator was alive but had not checkpointed for a
+    lease), generations that failed, sockets closed to resynchronise."""
+    patterns = {
+        "taken_over": "was taken over after its heartbeat went stale",
+        "gen_failed": "reply generation for conversation",
+        "resync": "closing the socket to resynchronise",
+    }
+    found: dict[str, list[float]] = {name: [] for name in patterns}
+    try:
+        with path.open("rb") as handle:
+            handle.seek(since)
+            lines = handle.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        for name, pattern in patterns.items():
+            if pattern in line:
+                try:
+                    stamp = time.mktime(time.strptime(line[:19], "%Y-%m-%d %H:%M:%S"))
+                except ValueError:
+                    continue
+                found[name].append(stamp + int(line[20:23]) / 1000 - wall_started)
+    return found
+
+
+def timeline(clients: list[Client], events: dict[str, list[float]], faults: list[Fault]) -> None:
+    """Per 10 s of the run: messages sent, replies completed, messages in flight at the end of
+    the 10 s, sockets closed, and the server's replies taken over and failed generations."""
+    turns = [t for c in clients for t in c.run.turns]
+    closes = [at for c in clients for at, what in c.timeline if what == "close"]
+    end = max([t.done_at or t.sent_at for t in turns] + [10.0])
+    marks = {int(f.started // 10): f.name for f in faults if f.started is not None}
+    print("timeline (10 s bins)     sent complete in-flight closes taken-over gen-failed resync")
+    for start in range(0, int(end) + 10, 10):
+        stop = start + 10
+
+        def within(values: list[float], lo: int = start, hi: int = stop) -> int:
+            return sum(1 for v in values if lo <= v < hi)
+
+        flying = sum(1 for t in turns if t.sent_at < stop and (t.done_at or 1e9) >= stop)
+        print(
+            f"  {start:>4}-{stop:<4} s {marks.get(start // 10, ''):>9}"
+            f" {within([t.sent_at for t in turns]):>5}"
+            f" {within([t.done_at for t in turns if t.done_at]):>8}"
+            f" {flying:>9} {within(closes):>6} {within(events['taken_over']):>10}"
+            f" {within(events['gen_failed']):>10} {within(events['resync']):>6}"
+        )
 
 
 def report(
@@ -1083,6 +1136,7 @@ def report(
     )
     for line, count in kinds.most_common(8):
         print(f"  {count:>5} x {line}")
+    timeline(clients, server_events(stack.server_log, log_since, args.wall_started), faults)
     if args.explain:
         shown = 0
         for client in clients:
