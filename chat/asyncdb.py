@@ -42,10 +42,9 @@ def in_thread(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
 
 
 def in_reply_thread(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
-    """FUNC as an awaitable on the reply generators' pool, started once no socket call runs."""
-    call = _on("reply_threads", settings.CHAT_REPLY_THREADS, func)
+    """FUNC as an awaitable on the reply generators' pool.
 
-    # Not held back while socket calls run: a gate tried here (2026-12-02) starved the
-    # heartbeats when hundreds of sockets reconnected at once, and live replies were taken
-    # over as dead (bench/chaos.py lost 321 messages; 0 without it: docs/benchmarks.md).
-    return call
+    Not held back while socket calls run: a gate tried here (2026-12-02) starved the
+    heartbeats when hundreds of sockets reconnected at once, and live replies were taken over
+    as dead (bench/chaos.py lost 321 messages; 0 without it: docs/benchmarks.md)."""
+    return _on("reply_threads", settings.CHAT_REPLY_THREADS, func)
