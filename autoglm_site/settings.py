@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "rosetta",
     "chat",
     "knowledge",
+    "inbox",
 ]
 
 MIDDLEWARE = [
@@ -335,6 +336,22 @@ if CHAT_NO_KNOWLEDGE_REPLY not in {"template", "model"}:
 CHAT_EXTRACTIVE_LANGUAGES = tuple(
     env_list("CHAT_EXTRACTIVE_LANGUAGES", ["he"] if LLM_CHAIN == ["local"] else [])
 )
+# The human side (inbox app). "auto": handoff is offered once a user is in the Agents group.
+CHAT_HANDOFF = env_str("CHAT_HANDOFF", "auto")
+if CHAT_HANDOFF not in {"auto", "on", "off"}:
+    raise ImproperlyConfigured("CHAT_HANDOFF must be auto, on or off.")
+INBOX_TRANSLATION_TIMEOUT_SECONDS = env_float(
+    "INBOX_TRANSLATION_TIMEOUT_SECONDS", 30.0, minimum=0.1
+)
+INBOX_TRANSLATION_CONCURRENCY = env_int("INBOX_TRANSLATION_CONCURRENCY", 2, minimum=1)
+# E-mail: the console in the embedded mode; EMAIL_URL-style settings for SMTP in production.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "support@localhost")
 LLM_CONNECT_TIMEOUT_SECONDS = env_float("LLM_CONNECT_TIMEOUT_SECONDS", 3.0, minimum=0.05)
 LLM_FIRST_TOKEN_TIMEOUT_SECONDS = env_float("LLM_FIRST_TOKEN_TIMEOUT_SECONDS", 20.0, minimum=0.1)
 LLM_TOKEN_TIMEOUT_SECONDS = env_float("LLM_TOKEN_TIMEOUT_SECONDS", 15.0, minimum=0.1)

@@ -90,3 +90,28 @@ class ReplyFailed(ChatError):
 class InvalidIdentity(ChatError):
     code = "invalid_identity"
     message = _("We could not confirm who you are. You can keep chatting as a guest.")
+
+
+class AgentRequired(ChatError):
+    code = "agent_required"
+    message = _("Sign in as an agent to use the inbox.")
+
+
+class HandoffUnavailable(ChatError):
+    code = "handoff_unavailable"
+    message = _("Talking to a person is not available here.")
+
+
+class InvalidEmail(ChatError):
+    code = "invalid_email"
+    message = _("Please enter a valid e-mail address.")
+
+
+class ConversationNotOpen(ChatError):
+    code = "conversation_closed"
+    message = _("This conversation is resolved. Send a message to open it again.")
+
+
+class TranscriptLimited(ChatError):
+    code = "transcript_limited"
+    message = _("A transcript was sent a moment ago. Please wait a few minutes.")

@@ -31,7 +31,22 @@ class Visitor(models.Model):
 class Conversation(models.Model):
     class Status(models.TextChoices):
         OPEN = "open", _("Open")
-        CLOSED = "closed", _("Closed")
+        CLOSED = "closed", _("Resolved")
+
+    class Mode(models.TextChoices):
+        """Who answers the visitor now."""
+
+        BOT = "bot", _("Assistant")
+        WAITING = "waiting", _("Waiting for a person")
+        AGENT = "agent", _("With a person")
+
+    class HandoffReason(models.TextChoices):
+        NONE = "", _("None")
+        VISITOR_REQUEST = "visitor_request", _("The visitor asked for a person")
+        NO_KNOWLEDGE = "no_knowledge", _("No relevant knowledge")
+        THUMBS_DOWN = "thumbs_down", _("Not helpful, then another message")
+        RULE = "rule", _("An admin rule")
+        AGENT = "agent", _("An agent took it over")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     visitor = models.ForeignKey(
@@ -43,6 +58,40 @@ class Conversation(models.Model):
     )
     # The client id of the message that opened it: a retried first message finds this conversation.
     opening_client_id = models.CharField(max_length=64, editable=False)
+    mode = models.CharField(
+        _("answered by"), max_length=16, choices=Mode.choices, default=Mode.BOT, db_index=True
+    )
+    handoff_reason = models.CharField(
+        _("handoff reason"), max_length=32, choices=HandoffReason.choices, blank=True
+    )
+    # What triggered it, for people: the rule's keyword, the visitor's words...
+    handoff_detail = models.CharField(_("handoff detail"), max_length=200, blank=True)
+    handoff_at = models.DateTimeField(_("handed off"), null=True, blank=True, db_index=True)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_conversations",
+        verbose_name=_("agent"),
+    )
+    assigned_at = models.DateTimeField(_("assigned"), null=True, blank=True)
+    team = models.ForeignKey(
+        "inbox.Team",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="conversations",
+        verbose_name=_("team"),
+    )
+    # Agents who read the visitor's language switch this off.
+    translation_enabled = models.BooleanField(_("translate"), default=True)
+    # Left by the visitor when nobody could join: the conversation is then a ticket.
+    visitor_email = models.EmailField(_("visitor's email"), blank=True)
+    is_ticket = models.BooleanField(_("ticket"), default=False)
+    csat_requested = models.BooleanField(default=False)
+    resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
+    reopened_at = models.DateTimeField(_("reopened"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -63,11 +112,20 @@ class Conversation(models.Model):
     def group_name(self) -> str:
         return f"conversation_{self.id.hex}"
 
+    @property
+    def bot_answers(self) -> bool:
+        return self.mode == self.Mode.BOT
+
 
 class Message(models.Model):
     class Role(models.TextChoices):
         USER = "user", _("Visitor")
         ASSISTANT = "assistant", _("Assistant")
+        AGENT = "agent", _("Agent")
+        # A private note between agents: never sent to the visitor.
+        NOTE = "note", _("Private note")
+        # What happened (a person joined, resolved...), written in the conversation's language.
+        SYSTEM = "system", _("Event")
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")
@@ -85,6 +143,16 @@ class Message(models.Model):
     )
     role = models.CharField(_("role"), max_length=16, choices=Role.choices)
     text = models.TextField(_("text"), blank=True)
+    # The language TEXT is written in, where known (agents' messages, translated messages).
+    language = models.CharField(_("language"), max_length=16, blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="chat_messages",
+        verbose_name=_("author"),
+    )
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, db_index=True)
     # NULL for replies: the unique constraint below applies to visitor messages only.
     client_id = models.CharField(  # noqa: DJ001
@@ -138,6 +206,38 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} #{self.pk}"
+
+
+class MessageTranslation(models.Model):
+    """A message in another language, stored beside its original (which it never replaces)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Translating")
+        DONE = "done", _("Translated")
+        FAILED = "failed", _("Not translated")
+
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, related_name="translations", verbose_name=_("message")
+    )
+    language = models.CharField(_("language"), max_length=16)
+    text = models.TextField(_("text"), blank=True)
+    status = models.CharField(_("status"), max_length=16, choices=Status.choices)
+    error = models.CharField(_("error"), max_length=200, blank=True)
+    backend = models.CharField(_("backend"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("message translation")
+        verbose_name_plural = _("message translations")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "language"], name="message_translation_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.message_id} in {self.language}"
 
 
 class Feedback(models.Model):
