@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: install engine-rebuild model screenshots vllm-check run stop test test-fast lint typecheck messages worker beat bench chromium redis clean
+.PHONY: install transcript-fonts engine-rebuild model screenshots vllm-check run stop test test-fast lint typecheck messages worker beat bench chromium redis clean
 
 $(VENV)/.installed: pyproject.toml scripts/install_engine.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,17 @@ $(VENV)/.installed: pyproject.toml scripts/install_engine.sh
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed transcript-fonts
+
+# Transcript PDFs (inbox.transcripts) embed Noto and WenQuanYi Micro Hei (TrueType: ReportLab
+# cannot embed the CFF outlines of Noto CJK); their tests read the PDFs with poppler-utils.
+TRANSCRIPT_PACKAGES = fonts-noto-core fonts-wqy-microhei poppler-utils
+transcript-fonts:
+	@{ test -f /usr/share/fonts/truetype/noto/NotoSansArabic-Regular.ttf && \
+	  test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc && command -v pdftotext >/dev/null 2>&1; } || \
+	  { echo "Installing Debian's $(TRANSCRIPT_PACKAGES) for transcripts"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TRANSCRIPT_PACKAGES) >/dev/null) || \
+	  { echo "transcripts need: apt-get install $(TRANSCRIPT_PACKAGES)" >&2; exit 1; }; }
 
 # Compile llama.cpp again (LLAMA_BUILD=portable by default, or native): see README.
 engine-rebuild: install
