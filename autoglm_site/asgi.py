@@ -28,16 +28,17 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from chat.origins import ChatOriginValidator  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from inbox.routing import websocket_urlpatterns as inbox_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        # ALLOWED_HOSTS plus CHAT_ALLOWED_ORIGINS (sites that embed the widget); others refused.
-        # No session/auth middleware: visitors carry their own signed token, and a per-handshake
-        # session lookup would queue every connection behind the database.
-        "websocket": ChatOriginValidator(URLRouter(websocket_urlpatterns)),
+        # The chat: ALLOWED_HOSTS plus CHAT_ALLOWED_ORIGINS (sites that embed the widget);
+        # others refused. No session/auth middleware there: visitors carry their own signed
+        # token, and a per-handshake session lookup would queue every connection behind the
+        # database. The inbox (agents): the session, and the product's own hosts only.
+        "websocket": URLRouter([*websocket_urlpatterns, *inbox_urlpatterns]),
     }
 )
 

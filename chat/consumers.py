@@ -27,7 +27,21 @@ from chat.replies import (
     get_runner,
     group_name,
 )
-from chat.schemas import Cancel, Hello, Ping, SendFeedback, SendMessage, frame_parse
+from chat.schemas import (
+    Cancel,
+    Hello,
+    LeaveEmail,
+    Ping,
+    RequestHandoff,
+    RequestTranscript,
+    SendCsat,
+    SendFeedback,
+    SendMessage,
+    Typing,
+    frame_parse,
+)
+from inbox import live as inbox_live
+from inbox import services as inbox_services
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +128,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.on_feedback(frame)
             elif isinstance(frame, Ping):
                 await self.send_frame({"type": "pong"})
+            elif isinstance(frame, Typing):
+                await self.on_typing()
+            elif isinstance(frame, RequestHandoff | SendCsat | LeaveEmail | RequestTranscript):
+                await self.on_human_side(frame)
         except errors.ChatError as exc:
             await self.send_error(exc, client_id=ref)
         except Exception:
@@ -157,6 +175,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
             self.group = None
         self.conversation = conversation
+        state = await in_thread(inbox_live.conversation_state)(
+            conversation_id=conversation.pk if conversation else None
+        )
         token = services.visitor_token(visitor=visitor)
         await self.send_frame(
             {
@@ -165,6 +186,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "token": token,
                 "language": self.language,
                 "messages": messages,
+                "state": state,
                 "limits": {
                     "max_message_chars": settings.CHAT_MAX_MESSAGE_CHARS,
                     "max_frame_bytes": settings.CHAT_MAX_FRAME_BYTES,
@@ -205,7 +227,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await conversation_broadcast(
                 conversation_id=result.conversation.pk, messages=[result.message, *replies]
             )
-        get_runner().kick(result.conversation.pk)
+            if result.change is not None:
+                await inbox_live.change_broadcast(result.change)
+            elif result.reply is None:  # a person answers: the agents' lists change
+                await inbox_live.visitor_message_broadcast(result.conversation, result.message)
+        if result.reply is not None:
+            get_runner().kick(result.conversation.pk)
 
     async def on_cancel(self, frame: Cancel) -> None:
         if self.visitor is None:
@@ -227,6 +254,44 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         await self.send_frame({"type": "feedback_saved", "message_id": frame.message_id})
 
+    async def on_typing(self) -> None:
+        if self.visitor is None:
+            raise errors.HelloRequired()
+        if self.conversation is not None:
+            await inbox_live.typing_broadcast(conversation_id=self.conversation.pk, who="visitor")
+
+    async def on_human_side(
+        self, frame: RequestHandoff | SendCsat | LeaveEmail | RequestTranscript
+    ) -> None:
+        """The widget's handoff control, CSAT, e-mail for a ticket, transcript by e-mail."""
+        if self.visitor is None:
+            raise errors.HelloRequired()
+        if self.conversation is None:
+            raise errors.ConversationNotFound()
+        conversation = self.conversation
+        if isinstance(frame, RequestHandoff):
+            change = await in_thread(inbox_services.visitor_handoff_request)(
+                conversation=conversation
+            )
+            await inbox_live.change_broadcast(change)
+        elif isinstance(frame, SendCsat):
+            await in_thread(inbox_services.csat_save)(
+                conversation=conversation, rating=frame.rating, comment=frame.comment
+            )
+            await self.send_frame({"type": "csat_saved"})
+            await inbox_live.state_broadcast(conversation)
+        elif isinstance(frame, LeaveEmail):
+            change = await in_thread(inbox_services.visitor_email_leave)(
+                conversation=conversation, email=frame.address
+            )
+            await self.send_frame({"type": "email_saved"})
+            await inbox_live.change_broadcast(change)
+        else:
+            await in_thread(inbox_services.transcript_request)(
+                conversation=conversation, email=frame.address
+            )
+            await self.send_frame({"type": "transcript_sent"})
+
     # --- group events: relayed by the delivery bookkeeping -------------------------------
     async def chat_message(self, event: events.MessageEvent) -> None:
         await self.delivery.on_message(event)
@@ -236,6 +301,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def chat_done(self, event: events.DoneEvent) -> None:
         await self.delivery.on_done(event)
+
+    async def chat_state(self, event: dict[str, Any]) -> None:
+        await self.send_frame({"type": "state", "state": event["state"]})
+
+    async def chat_translation(self, event: dict[str, Any]) -> None:
+        conversation = self.conversation
+        if conversation is None or event["language"] != conversation.language:
+            return
+        await self.send_frame(
+            {
+                "type": "translation",
+                "message_id": event["message_id"],
+                "language": event["language"],
+                "status": event["status"],
+                "text": event["text"],
+            }
+        )
+
+    async def chat_typing(self, event: dict[str, Any]) -> None:
+        if event["who"] == "agent":
+            await self.send_frame({"type": "typing", "who": "agent", "name": event["name"]})
 
     # --- helpers ----------------------------------------------------------------------------
     async def join(self, conversation: Conversation) -> None:

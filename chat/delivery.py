@@ -87,7 +87,7 @@ class ReplyDelivery:
             if message["id"] in self.sent_len:
                 return
             self.sent_len[message["id"]] = len(message["text"])
-            if message["role"] == Message.Role.USER:
+            if message["role"] != Message.Role.ASSISTANT:  # sent whole: nothing streams
                 self.finished.add(message["id"])
             await self._send(events.message_frame(event))
 

@@ -353,6 +353,8 @@ class ReplyRunner:
             await layer.group_send(group, event)
         await live.clear(reply.pk)
         _record(event, replica=replica, asked_at=asked_at, ttft_ms=ttft_ms, usage=usage)
+        if status == Message.Status.COMPLETE and _had_no_knowledge(request):
+            await _no_knowledge_handoff(reply)
 
 
 def backend_kind(replica: str) -> str:
@@ -399,6 +401,31 @@ def _finish_reason(status: str, reported: str | None) -> str:
     if status == Message.Status.COMPLETE:
         return reported or "stop"
     return status
+
+
+def _had_no_knowledge(request: CompletionRequest) -> bool:
+    """A real question (not a greeting or "thanks") that found nothing relevant."""
+    return (
+        request.task == "answer" and not request.knowledge and not message_is_short(request.query)
+    )
+
+
+async def _no_knowledge_handoff(reply: Message) -> None:
+    """Hand the conversation to a person when the assistant had nothing to answer with (and
+    the human side is on): the visitor has had the assistant's honest reply; now a person."""
+    from inbox import handoff
+    from inbox import live as inbox_live
+    from inbox import services as inbox_services
+
+    try:
+        if not await in_reply_thread(handoff.handoff_enabled)():
+            return
+        change = await in_reply_thread(inbox_services.handoff_start)(
+            conversation=reply.conversation, reason=Conversation.HandoffReason.NO_KNOWLEDGE
+        )
+        await inbox_live.change_broadcast(change)
+    except Exception:
+        logger.exception("handing conversation %s off failed", reply.conversation_id)
 
 
 def _finish(**fields: Any) -> events.DoneEvent | None:

@@ -5,5 +5,7 @@ from __future__ import annotations
 from django.urls import path
 
 from chat.consumers import ChatConsumer
+from chat.origins import ChatOriginValidator
 
-websocket_urlpatterns = [path("ws/chat/", ChatConsumer.as_asgi())]
+# ALLOWED_HOSTS plus CHAT_ALLOWED_ORIGINS (the sites that embed the widget).
+websocket_urlpatterns = [path("ws/chat/", ChatOriginValidator(ChatConsumer.as_asgi()))]

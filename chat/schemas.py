@@ -54,14 +54,61 @@ class Ping(_Frame):
     type: Literal["ping"]
 
 
-ClientFrame = Annotated[
-    Hello | SendMessage | Cancel | SendFeedback | Ping, Field(discriminator="type")
-]
-_adapter: TypeAdapter[Hello | SendMessage | Cancel | SendFeedback | Ping] = TypeAdapter(ClientFrame)
-FRAME_TYPES = frozenset({"hello", "message", "cancel", "feedback", "ping"})
+class RequestHandoff(_Frame):
+    type: Literal["handoff"]
 
 
-def frame_parse(raw: str, *, max_bytes: int) -> Hello | SendMessage | Cancel | SendFeedback | Ping:
+class Typing(_Frame):
+    type: Literal["typing"]
+
+
+class SendCsat(_Frame):
+    type: Literal["csat"]
+    rating: Annotated[int, Field(ge=1, le=5, strict=True)]
+    comment: Annotated[str, Field(max_length=2000)] = ""
+
+
+class LeaveEmail(_Frame):
+    type: Literal["email"]
+    address: Annotated[str, Field(max_length=254)]
+
+
+class RequestTranscript(_Frame):
+    type: Literal["transcript"]
+    address: Annotated[str, Field(max_length=254)] = ""
+
+
+AnyClientFrame = (
+    Hello
+    | SendMessage
+    | Cancel
+    | SendFeedback
+    | Ping
+    | RequestHandoff
+    | Typing
+    | SendCsat
+    | LeaveEmail
+    | RequestTranscript
+)
+ClientFrame = Annotated[AnyClientFrame, Field(discriminator="type")]
+_adapter: TypeAdapter[AnyClientFrame] = TypeAdapter(ClientFrame)
+FRAME_TYPES = frozenset(
+    {
+        "hello",
+        "message",
+        "cancel",
+        "feedback",
+        "ping",
+        "handoff",
+        "typing",
+        "csat",
+        "email",
+        "transcript",
+    }
+)
+
+
+def frame_parse(raw: str, *, max_bytes: int) -> AnyClientFrame:
     """Parse one text frame; raise a ChatError with a stable code when it is not acceptable."""
     if len(raw) > max_bytes or len(raw.encode("utf-8", "surrogatepass")) > max_bytes:
         raise errors.FrameTooLarge()

@@ -13,7 +13,15 @@ from autoglm_site.memo import admin_tables_memo
 from chat import errors
 from chat.events import DoneEvent, done_event
 from chat.llm.base import Sampling
-from chat.models import Conversation, DecodingPreset, Feedback, Message, TurnKnowledge, Visitor
+from chat.models import (
+    Conversation,
+    DecodingPreset,
+    Feedback,
+    Message,
+    MessageTranslation,
+    TurnKnowledge,
+    Visitor,
+)
 from chat.prompts import KnowledgeSnippet
 
 HISTORY_LIMIT = 200
@@ -50,7 +58,12 @@ def reply_citations(*, reply: Message) -> list[dict[str, str]]:
 
 
 def message_payload(
-    message: Message, *, citations: list[dict[str, str]] | None = None, feedback: str | None = None
+    message: Message,
+    *,
+    citations: list[dict[str, str]] | None = None,
+    feedback: str | None = None,
+    translation: MessageTranslation | None = None,
+    author_name: str = "",
 ) -> dict[str, Any]:
     """A message as the protocol sends it (see docs/protocol.md). Makes no query."""
     return {
@@ -63,7 +76,41 @@ def message_payload(
         "created_at": message.created_at.isoformat(),
         "citations": citations or [],
         "feedback": feedback,
+        "author_name": author_name,
+        "language": message.language,
+        "translation": translation_payload(translation),
     }
+
+
+def translation_payload(translation: MessageTranslation | None) -> dict[str, str] | None:
+    if translation is None:
+        return None
+    return {
+        "language": translation.language,
+        "status": translation.status,
+        "text": translation.text,
+    }
+
+
+def visitor_payload(message: Message, *, language: str) -> dict[str, Any]:
+    """message_payload for the visitor's widget: an agent's message with its translation into
+    LANGUAGE (the conversation's) and the agent's name. Reads prefetched rows only when the
+    caller prefetched "translations" and "author__agent_profile"."""
+    translation = None
+    author_name = ""
+    if message.role == Message.Role.AGENT:
+        translation = next((t for t in message.translations.all() if t.language == language), None)
+        author_name = agent_display_name(message.author)
+    return message_payload(message, translation=translation, author_name=author_name)
+
+
+def agent_display_name(user: Any) -> str:
+    if user is None:
+        return ""
+    profile = getattr(user, "agent_profile", None)
+    if profile is not None and profile.display_name:
+        return str(profile.display_name)
+    return str(user.get_full_name() or user.get_username())
 
 
 def history_since(*, conversation: Conversation, last_seen_id: int | None) -> list[dict[str, Any]]:
@@ -74,9 +121,10 @@ def history_since(*, conversation: Conversation, last_seen_id: int | None) -> li
             feedback: str | None = message.feedback.rating
         except Feedback.DoesNotExist:
             feedback = None
-        payloads.append(
-            message_payload(message, citations=reply_citations(reply=message), feedback=feedback)
-        )
+        payload = visitor_payload(message, language=conversation.language)
+        payload["citations"] = reply_citations(reply=message)
+        payload["feedback"] = feedback
+        payloads.append(payload)
     return payloads
 
 
@@ -93,8 +141,12 @@ def replies_finished(*, ids: list[int]) -> list[DoneEvent]:
 
 def messages_since(*, conversation: Conversation, last_seen_id: int | None) -> list[Message]:
     """Messages after last_seen_id, oldest first (the newest HISTORY_LIMIT when there is none)."""
-    messages = Message.objects.filter(conversation=conversation).select_related(
-        "feedback", "reply_to__prompt_knowledge"
+    # Private notes never reach the visitor.
+    messages = (
+        Message.objects.filter(conversation=conversation)
+        .exclude(role=Message.Role.NOTE)
+        .select_related("feedback", "reply_to__prompt_knowledge", "author__agent_profile")
+        .prefetch_related("translations")
     )
     if last_seen_id is not None:
         return list(messages.filter(pk__gt=last_seen_id).order_by("id")[:HISTORY_LIMIT])
@@ -118,6 +170,7 @@ def prompt_history(*, reply: Message) -> list[Message]:
     assert reply.reply_to_id is not None
     return list(
         Message.objects.filter(conversation_id=reply.conversation_id, pk__lte=reply.reply_to_id)
+        .exclude(role__in=[Message.Role.NOTE, Message.Role.SYSTEM])
         .exclude(role=Message.Role.ASSISTANT, status__in=_UNSEEN)
         .exclude(text="")
         .order_by("id")

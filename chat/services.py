@@ -9,6 +9,7 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core import signing
@@ -103,6 +104,9 @@ class SendResult:
     message: Message
     reply: Message | None
     created: bool
+    # Set when the message changed who answers (a handoff, a reopened conversation): what
+    # inbox.live broadcasts (inbox.services.Change).
+    change: Any = None
 
 
 def _rate_limit_hit(*, visitor: Visitor) -> None:
@@ -143,6 +147,16 @@ def message_send(
             if existing is not None:
                 return existing
             _rate_limit_hit(visitor=visitor)
+            # Who answers now (an agent may have taken the conversation since this socket
+            # read it): read under the lock that handoff and claim take.
+            state = (
+                Conversation.objects.select_for_update()
+                .filter(pk=conversation.pk)
+                .values("mode", "status")
+                .first()
+            )
+            assert state is not None
+            conversation.mode, conversation.status = state["mode"], state["status"]
             message = Message.objects.create(
                 conversation=conversation,
                 role=Message.Role.USER,
@@ -150,13 +164,16 @@ def message_send(
                 status=Message.Status.COMPLETE,
                 client_id=client_id,
             )
-            reply = Message.objects.create(
-                conversation=conversation,
-                role=Message.Role.ASSISTANT,
-                status=Message.Status.PENDING,
-                reply_to=message,
-                heartbeat_at=timezone.now(),
-            )
+            change = _human_side_after(conversation=conversation, message=message)
+            reply = None
+            if conversation.mode == Conversation.Mode.BOT:  # else a person answers
+                reply = Message.objects.create(
+                    conversation=conversation,
+                    role=Message.Role.ASSISTANT,
+                    status=Message.Status.PENDING,
+                    reply_to=message,
+                    heartbeat_at=timezone.now(),
+                )
             Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
     except IntegrityError:
         # The same client_id (or opening message) raced in from another socket: that one won.
@@ -166,11 +183,37 @@ def message_send(
         if existing is None:
             raise
         return existing
-    return SendResult(conversation=conversation, message=message, reply=reply, created=True)
+    return SendResult(
+        conversation=conversation, message=message, reply=reply, created=True, change=change
+    )
+
+
+def _human_side_after(*, conversation: Conversation, message: Message) -> Any:
+    """What a visitor's new message does to the human side (inbox.services.Change or None):
+    a message to a resolved conversation reopens it (the assistant answers again unless an
+    agent still owns it); a message that asks for a person, says a rule's keyword or follows
+    a thumbs-down hands the conversation off (the message itself then gets no bot reply)."""
+    from inbox import services as inbox_services
+
+    change = None
+    if conversation.status == Conversation.Status.CLOSED:
+        change = inbox_services.conversation_reopen(conversation_id=conversation.pk)
+        conversation.status = Conversation.Status.OPEN
+    if conversation.mode != Conversation.Mode.BOT:
+        return change
+    trigger = inbox_services.handoff_for_message(conversation=conversation, message=message)
+    if trigger is None:
+        return change
+    reason, detail = trigger
+    handed = inbox_services.handoff_start(conversation=conversation, reason=reason, detail=detail)
+    conversation.mode = handed.conversation.mode
+    return handed
 
 
 def _message_by_client_id(*, conversation: Conversation, client_id: str) -> SendResult | None:
-    message = Message.objects.filter(conversation=conversation, client_id=client_id).first()
+    message = Message.objects.filter(
+        conversation=conversation, client_id=client_id, role=Message.Role.USER
+    ).first()
     if message is None:
         return None
     reply = message.replies.order_by("-id").first()

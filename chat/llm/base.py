@@ -42,6 +42,9 @@ class CompletionRequest:
     # a reply from the knowledge themselves.
     reply_language: str = ""
     knowledge: Sequence[Mapping[str, str]] = ()
+    # "answer" (a support reply) or "translate" (inbox.translate: LANGUAGE is the source,
+    # REPLY_LANGUAGE the target, QUERY the text with its protected spans as placeholders).
+    task: str = "answer"
 
 
 @dataclass

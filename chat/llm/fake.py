@@ -20,7 +20,12 @@ def tokens_of(text: str) -> list[str]:
 
 
 def reply_for(request: CompletionRequest) -> str:
-    """The reply the fake gives: it echoes the newest question and recalls the first one."""
+    """The reply the fake gives: it echoes the newest question and recalls the first one.
+
+    A translation request gets "[TARGET] TEXT" (placeholders kept), like a translator that
+    only labels its output: tests can tell a translation from its original."""
+    if request.task == "translate":
+        return f"[{request.reply_language}] {request.query}"
     # A user turn is the visitor's words, then bracketed knowledge and instructions.
     user_turns = [
         turn.content.split("\n\n[")[0] for turn in request.messages if turn.role == "user"

@@ -194,6 +194,23 @@
     "form.c button{background:var(--c);color:var(--cf);border:0;border-radius:10px;padding:0 14px;min-height:40px;font-weight:600}",
     "form.c button.stop{background:#fff;color:var(--fg);border:1px solid #8a94a0}",
     ".count{flex-basis:100%;font-size:12px;color:var(--muted);text-align:end}.count:empty{display:none}.count.over{color:#a4161a;font-weight:600}",
+    // The human side: agents' messages, event lines, the handoff control, e-mail, CSAT.
+    ".x{display:contents}.ttl{flex:1;min-width:0;display:flex;flex-direction:column}.ttl h2{flex:none}",
+    ".who{font-size:12px;padding-inline-start:4px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}.who:empty{display:none}",
+    ".wait{font-size:13px;padding:6px 12px;background:#eef3fc;color:#1d3b78;border-block-end:1px solid var(--line)}",
+    ".m.agent .b{background:#fff;border:1px solid var(--line);border-inline-start:3px solid var(--c);border-end-start-radius:4px}",
+    ".an{font-size:12px;font-weight:600;color:var(--muted);padding-inline:4px}",
+    ".m.system{align-self:center;max-width:92%;text-align:center;font-size:12px;color:var(--muted);padding-inline:8px}",
+    ".tr{font-style:italic}.meta .tog{color:var(--link);text-decoration:underline;border:0;min-width:0}",
+    ".typ{font-size:12px;color:var(--muted);font-style:italic;padding-inline:4px}.typ:empty{display:none}",
+    ".tools{display:flex;flex-wrap:wrap;gap:4px 12px;padding:4px 10px 0;font-size:13px}.tools:empty{display:none}",
+    ".tools>button{background:none;border:0;padding:4px 2px;color:var(--link);text-decoration:underline;min-height:28px}",
+    ".card{border:1px solid var(--line);border-radius:10px;padding:8px 10px;display:flex;flex-direction:column;gap:6px;font-size:14px;background:#fafbfc}",
+    ".card form{display:flex;flex-wrap:wrap;gap:6px}.card input{flex:1;min-width:8em;border:1px solid #8a94a0;border-radius:6px;padding:4px 8px;font:inherit}",
+    ".card button{border:1px solid #8a94a0;background:#fff;border-radius:6px;padding:4px 10px;min-height:32px}",
+    ".card button[type=submit]{background:var(--c);color:var(--cf);border-color:var(--c)}",
+    ".stars{display:flex;gap:6px}.stars button{min-width:40px;font-weight:600}.stars button[aria-pressed=true]{background:var(--c);color:var(--cf);border-color:var(--c)}",
+    ".tools .card,.tools>.ok{flex-basis:100%}.card .err{color:#a4161a;font-size:13px;flex-basis:100%}.card .err:empty{display:none}.card .ok{color:#1e6b34}",
   ].join("\n");
 
   var hostEl = el("autoglm-chat"); // not a <div>: the page's `div {...}` rules do not reach it
@@ -205,11 +222,14 @@
   panel.setAttribute("role", "dialog"); panel.setAttribute("aria-labelledby", "t");
   var header = el("header");
   var title = el("h2"); title.id = "t";
+  var ttl = el("div", "ttl"), who = el("div", "who");
+  ttl.append(title, who);
   var langSel = el("select", "lang");
   var newBtn = button("new", "plus", "");
   var closeBtn = button("close", "close", "");
-  header.append(title, langSel, newBtn, closeBtn);
+  header.append(ttl, langSel, newBtn, closeBtn);
   var conn = el("div", "conn"); conn.setAttribute("role", "status");
+  var waitBar = el("div", "wait"); waitBar.setAttribute("role", "status"); waitBar.hidden = true;
   var log = el("div", "log"); log.setAttribute("role", "log"); log.setAttribute("aria-live", "off");
   log.setAttribute("aria-labelledby", "t"); log.tabIndex = 0;
   var live = el("div", "vh"); live.setAttribute("aria-live", "polite");
@@ -220,7 +240,12 @@
   var stopBtn = el("button", "stop"); stopBtn.type = "button"; stopBtn.hidden = true;
   var count = el("div", "count"); count.id = "cnt"; count.setAttribute("aria-live", "polite");
   form.append(input, sendBtn, stopBtn, count);
-  panel.append(header, conn, log, live, form);
+  // The human side's cards and the agent's typing line stay the log's last children.
+  var extra = el("div", "x"), typingLine = el("div", "typ");
+  typingLine.setAttribute("aria-live", "polite"); typingLine.setAttribute("dir", "auto");
+  log.append(extra, typingLine);
+  var tools = el("div", "tools");
+  panel.append(header, conn, waitBar, log, live, tools, form);
   var launch = button("launch", "chat", "");
   launch.setAttribute("aria-expanded", "false"); launch.setAttribute("aria-controls", "p");
   w.append(panel, launch);
@@ -397,12 +422,37 @@
     cancelled: function () { return gettext("Stopped"); },
   };
   var ui = {}; // per message key: {copied, fbOpen, fbDone}
+  function base(code) { return String(code || "").split("-")[0]; }
+  // An agent's message in the visitor's language: "done" (show the translation), "missing"
+  // (pending, failed, or none while it is in another language: the original, marked), or null.
+  function translated(m) {
+    var t = m.translation;
+    if (t && t.status === "done" && t.text) return "done";
+    if (t) return "missing";
+    var conv = state.conv_language || language;
+    return m.language && base(m.language) !== base(conv) ? "missing" : null;
+  }
   function build(m) {
     var key = m.key, u = ui[key] || {};
-    var box = el("div", "m " + (m.role === "user" ? "user" : "assistant"));
+    if (m.role === "system") {
+      // An event ("Anna joined"), already in the conversation's language.
+      var line = el("div", "m system", m.text);
+      line.setAttribute("dir", "auto");
+      if (m.language) line.lang = m.language;
+      if (m.created_at) line.title = fmtTime(m.created_at);
+      return line;
+    }
+    var agent = m.role === "agent", tr = agent ? translated(m) : null;
+    var box = el("div", "m " + (m.role === "user" ? "user" : agent ? "agent" : "assistant"));
+    if (agent) box.appendChild(el("div", "an", m.author_name || gettext("Support team"))).setAttribute("dir", "auto");
     var body = box.appendChild(el("div", "b"));
     body.setAttribute("dir", "auto");
-    if (m.role === "user") body.textContent = m.text;
+    if (agent) {
+      var showTr = tr === "done" && !u.orig;
+      body.lang = showTr ? m.translation.language : m.language || "";
+      if (!body.lang) body.removeAttribute("lang");
+      markdown(showTr ? m.translation.text : m.text, body, 0);
+    } else if (m.role === "user") body.textContent = m.text;
     else if (!m.text && active(m)) {
       var dots = body.appendChild(el("span", "dots"));
       dots.append(el("i"), el("i"), el("i"), el("span", "vh", interpolate(gettext("%(assistant)s is typing…"), { assistant: name() })));
@@ -432,6 +482,12 @@
       retry.addEventListener("click", function () { resend(m.client_id); });
     }
     if (m.role === "user" && !m.outbox) meta.appendChild(el("span", "", gettext("Sent")));
+    if (tr === "done") {
+      meta.appendChild(el("span", "tr", gettext("Translated")));
+      var tog = meta.appendChild(button("tog", null, u.orig ? gettext("Show translation") : gettext("Show original")));
+      tog.setAttribute("aria-pressed", String(!!u.orig));
+      tog.addEventListener("click", function () { ui[key] = Object.assign({}, ui[key], { orig: !u.orig }); render(); });
+    } else if (tr === "missing") meta.appendChild(el("span", "tr", gettext("Not translated")));
     if (m.role === "assistant" && m.id && m.text && !active(m)) {
       var copy = meta.appendChild(button("copy", "copy", u.copied ? gettext("Copied") : gettext("Copy")));
       copy.title = u.copied ? gettext("Copied") : gettext("Copy");
@@ -480,7 +536,8 @@
     var atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
     var list = items(), seen = {};
     list.forEach(function (m, i) {
-      var sig = JSON.stringify([m.text, m.status, m.citations, m.feedback, m.error, ui[m.key], language, m.created_at]);
+      var sig = JSON.stringify([m.text, m.status, m.citations, m.feedback, m.error, ui[m.key], language, m.created_at,
+        m.translation, m.author_name, m.language, state.conv_language]);
       var n = nodes[m.key];
       if (!n || n.sig !== sig) {
         var fresh = build(m);
@@ -497,6 +554,7 @@
       if (log.children[i] !== n.el) log.insertBefore(n.el, log.children[i] || null);
     });
     Object.keys(nodes).forEach(function (k) { if (!seen[k]) { nodes[k].el.remove(); delete nodes[k]; } });
+    renderHuman();
     if (atEnd) log.scrollTop = log.scrollHeight;
     var streaming = state.messages.some(active);
     if (!streaming && root.activeElement === stopBtn) input.focus();
@@ -532,6 +590,156 @@
     ui["m" + m.id] = { fbOpen: true };
     save(); render();
     focusIn("m" + m.id, ".fb input");
+  }
+
+  // --- the human side: state.human is the server's `state` (null from a server without it) ---
+  // hs: this page's part of it (forms being filled, what was just sent, the agent typing).
+  var hs = { asked: false, pending: "", email: "", emailErr: "", rating: 0, comment: "", csatErr: "",
+    thanks: false, trOpen: false, trAddress: "", trErr: "", trSent: "", typing: "", lastTyping: 0 };
+  var typingTimer = null, trSentTimer = null;
+  function human() { return state.human || null; }
+  function setHuman(next) {
+    var prev = human();
+    if (!prev || prev.mode !== next.mode) hs.asked = false;
+    state.human = next;
+  }
+  function showTyping(who) {
+    hs.typing = who || (human() && human().agent) || "";
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(function () { hs.typing = ""; renderHuman(); }, 4000);
+  }
+  function visitorTyping() {
+    var h = human();
+    if (!h || h.mode === "bot" || !state.conversation_id || !input.value.trim()) return;
+    if (Date.now() - hs.lastTyping >= 2000 && send({ type: "typing" })) hs.lastTyping = Date.now();
+  }
+  var cards = {}; // name -> {el, sig}
+  // Rebuild a card when what it shows changed, keeping keyboard focus on the same control.
+  function slot(parent, name, sig, make, away) {
+    var c = cards[name];
+    if (sig === null) {
+      if (!c) return;
+      var had = c.el.contains(root.activeElement);
+      c.el.remove(); delete cards[name];
+      if (had) (away || input).focus();
+      return;
+    }
+    if (c && c.sig === sig) return;
+    var fresh = make(), FOCUSABLE = "button,input", at = -1;
+    if (c) {
+      if (root.activeElement && c.el.contains(root.activeElement)) at = [].indexOf.call(c.el.querySelectorAll(FOCUSABLE), root.activeElement);
+      parent.replaceChild(fresh, c.el);
+    } else parent.appendChild(fresh);
+    cards[name] = { el: fresh, sig: sig };
+    if (at >= 0) (fresh.querySelectorAll(FOCUSABLE)[at] || input).focus();
+  }
+  function field(form, id, value, err, onInput) {
+    var i = form.appendChild(el("input")); i.id = id; i.value = value; i.setAttribute("dir", "auto");
+    i.addEventListener("input", function () { onInput(i.value); });
+    var e = form.appendChild(el("div", "err", err)); e.id = id + "e";
+    i.setAttribute("aria-describedby", id + "e");
+    if (err) i.setAttribute("aria-invalid", "true");
+    return i;
+  }
+  function submitBtn(form, text) { var b = form.appendChild(el("button", "", text)); b.type = "submit"; return b; }
+  function emailCard() {
+    var c = el("div", "card");
+    var f = el("form"); f.noValidate = true;
+    var lab = c.appendChild(el("label", "", gettext("Leave your e-mail address"))); lab.htmlFor = "em";
+    c.appendChild(f);
+    var i = field(f, "em", hs.email, hs.emailErr, function (v) { hs.email = v; });
+    i.type = "email"; i.autocomplete = "email"; i.placeholder = "name@example.com";
+    submitBtn(f, gettext("Send"));
+    f.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var a = i.value.trim();
+      hs.emailErr = a ? "" : gettext("Enter your e-mail address.");
+      if (a && send({ type: "email", address: a })) hs.pending = "email";
+      renderHuman();
+    });
+    return c;
+  }
+  function csatCard() {
+    var c = el("div", "card");
+    if (hs.thanks) { c.setAttribute("role", "status"); c.appendChild(el("div", "ok", gettext("Thank you for your feedback."))); return c; }
+    c.setAttribute("role", "group"); c.setAttribute("aria-labelledby", "cq");
+    c.appendChild(el("div", "", gettext("How would you rate this conversation?"))).id = "cq";
+    var stars = c.appendChild(el("div", "stars"));
+    var fmt = function (n) { try { return new Intl.NumberFormat(intlTag(language)).format(n); } catch (e) { return String(n); } };
+    [1, 2, 3, 4, 5].forEach(function (r) {
+      var label = interpolate(gettext("%(rating)s out of 5"), { rating: fmt(r) });
+      var b = stars.appendChild(el("button", "", fmt(r)));
+      b.type = "button"; b.title = label; b.setAttribute("aria-label", label);
+      b.setAttribute("aria-pressed", String(hs.rating === r));
+      b.addEventListener("click", function () { hs.rating = r; hs.csatErr = ""; renderHuman(); });
+    });
+    var f = c.appendChild(el("form"));
+    var i = field(f, "cc", hs.comment, hs.csatErr, function (v) { hs.comment = v; });
+    i.maxLength = 2000; i.placeholder = gettext("Tell us more (optional)"); i.setAttribute("aria-label", gettext("Tell us more (optional)"));
+    submitBtn(f, gettext("Send rating"));
+    f.addEventListener("submit", function (e) {
+      e.preventDefault();
+      hs.csatErr = hs.rating ? "" : gettext("Choose a rating from 1 to 5.");
+      if (hs.rating && send({ type: "csat", rating: hs.rating, comment: i.value.trim() })) hs.pending = "csat";
+      renderHuman();
+    });
+    return c;
+  }
+  function transcriptCard() {
+    var c = el("div", "card");
+    var f = el("form"); f.noValidate = true;
+    var lab = c.appendChild(el("label", "", gettext("E-mail address for the transcript"))); lab.htmlFor = "ta";
+    c.appendChild(f);
+    var i = field(f, "ta", hs.trAddress, hs.trErr, function (v) { hs.trAddress = v; });
+    i.type = "email"; i.autocomplete = "email";
+    submitBtn(f, gettext("Send"));
+    var no = f.appendChild(el("button", "", gettext("Cancel"))); no.type = "button";
+    no.addEventListener("click", function () { hs.trOpen = false; hs.trErr = ""; renderHuman(); trBtn.focus(); });
+    f.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var a = i.value.trim();
+      hs.trErr = a ? "" : gettext("Enter your e-mail address.");
+      if (a && send({ type: "transcript", address: a })) hs.pending = "transcript";
+      renderHuman();
+    });
+    return c;
+  }
+  var handoffBtn = el("button", "handoff"); handoffBtn.type = "button";
+  var trBtn = el("button", "trl"); trBtn.type = "button"; trBtn.setAttribute("aria-expanded", "false");
+  handoffBtn.addEventListener("click", function () {
+    if (hs.asked) return;
+    if (send({ type: "handoff" })) { hs.asked = true; renderHuman(); }
+  });
+  trBtn.addEventListener("click", function () {
+    hs.trOpen = !hs.trOpen; hs.trErr = "";
+    if (hs.trOpen && !hs.trAddress) hs.trAddress = (human() && human().visitor_email) || "";
+    renderHuman();
+    if (hs.trOpen) focusCard("transcript", "input");
+  });
+  function focusCard(name, selector) { var c = cards[name], t = c && c.el.querySelector(selector); if (t) t.focus(); }
+  function renderHuman() {
+    var h = human(), conv = !!state.conversation_id, L = language;
+    waitBar.hidden = !(h && h.mode === "waiting");
+    waitBar.textContent = gettext("Waiting for a person…");
+    who.textContent = h && h.mode === "agent" && h.agent ? interpolate(gettext("You are chatting with %(name)s"), { name: h.agent }) : "";
+    who.setAttribute("dir", "auto");
+    typingLine.textContent = hs.typing ? interpolate(gettext("%(name)s is typing…"), { name: hs.typing }) : "";
+    var showHandoff = !!(h && h.handoff_available && h.mode === "bot" && conv);
+    handoffBtn.textContent = gettext("Talk to a person");
+    handoffBtn.setAttribute("aria-disabled", String(hs.asked));
+    trBtn.textContent = gettext("Email me the transcript");
+    trBtn.setAttribute("aria-expanded", String(hs.trOpen));
+    var showTr = !!(h && conv && state.messages.length);
+    if (showHandoff !== (handoffBtn.parentNode === tools)) showHandoff ? tools.insertBefore(handoffBtn, tools.firstChild) : handoffBtn.remove();
+    if (showTr !== (trBtn.parentNode === tools)) showTr ? tools.insertBefore(trBtn, handoffBtn.parentNode === tools ? handoffBtn.nextSibling : tools.firstChild) : trBtn.remove();
+    slot(tools, "transcript", showTr && hs.trOpen ? JSON.stringify([L, hs.trErr]) : null, transcriptCard, trBtn.parentNode ? trBtn : input);
+    slot(tools, "trsent", showTr && hs.trSent ? JSON.stringify([L, hs.trSent]) : null, function () {
+      var c = el("div", "ok", interpolate(gettext("We sent the transcript to %(email)s."), { email: hs.trSent }));
+      c.setAttribute("role", "status"); return c;
+    });
+    slot(extra, "email", h && h.offer_email && !h.visitor_email ? JSON.stringify([L, hs.emailErr]) : null, emailCard);
+    var csat = h && h.csat_requested && (h.csat === null || h.csat === undefined || hs.thanks);
+    slot(extra, "csat", csat ? JSON.stringify([L, hs.rating, hs.csatErr, hs.thanks]) : null, csatCard);
   }
 
   // --- connection ----------------------------------------------------------------------------
@@ -599,6 +807,7 @@
     };
   }
   function reconnectNow() { attempt = 0; if (!ws) connect(); }
+  var FORM_ERRORS = ["invalid_email", "transcript_limited", "invalid_frame", "internal_error"];
   function onFrame(raw) {
     var f;
     try { f = JSON.parse(raw); } catch (e) { return; }
@@ -609,6 +818,9 @@
       state.token = f.token;
       if (f.limits && f.limits.max_message_chars) maxChars = f.limits.max_message_chars;
       if (f.conversation_id) state.conversation_id = f.conversation_id;
+      if (f.language) state.conv_language = f.language;
+      // A server without the human side sends no state: no control shows.
+      state.human = null; if (f.state) setHuman(f.state);
       // A streaming reply arrives with its text so far and replaces the local copy.
       (f.messages || []).forEach(function (x) { upsert(x, true); });
       flushOutbox(); heartbeat(); updateCount();
@@ -623,7 +835,37 @@
       if (f.reply_id && !byId(f.reply_id)) upsert({ id: f.reply_id, role: "assistant", text: "", status: "pending", reply_to: f.message_id, created_at: new Date().toISOString() });
       emit("message", { id: f.message_id, client_id: f.client_id, conversation_id: f.conversation_id });
     } else if (f.type === "message") {
-      upsert(f.message, true);
+      m = f.message;
+      var fresh = m && !byId(m.id);
+      upsert(m, true);
+      if (fresh && m.role === "agent") {
+        hs.typing = "";
+        announce(interpolate(gettext("%(name)s wrote: %(text)s"), { name: m.author_name || gettext("Support team"),
+          text: translated(m) === "done" ? m.translation.text : m.text }));
+      } else if (fresh && m.role === "system") announce(m.text);
+    } else if (f.type === "state") {
+      if (!f.state || (f.state.conversation_id && state.conversation_id && f.state.conversation_id !== state.conversation_id)) return;
+      setHuman(f.state);
+    } else if (f.type === "translation") {
+      m = byId(f.message_id);
+      if (!m) return;
+      m.translation = { language: f.language, status: f.status, text: f.text || "" };
+    } else if (f.type === "typing") {
+      if (f.who !== "agent") return;
+      showTyping(f.name);
+    } else if (f.type === "csat_saved") {
+      hs.pending = ""; hs.thanks = true;
+      if (state.human) state.human.csat = hs.rating || state.human.csat;
+      announce(gettext("Thank you for your feedback."));
+    } else if (f.type === "email_saved") {
+      hs.pending = ""; hs.emailErr = "";
+      if (state.human) { state.human.visitor_email = hs.email.trim(); state.human.offer_email = false; }
+      hs.email = "";
+    } else if (f.type === "transcript_sent") {
+      hs.pending = ""; hs.trOpen = false; hs.trErr = ""; hs.trSent = hs.trAddress.trim() || (human() && human().visitor_email) || "";
+      clearTimeout(trSentTimer);
+      trSentTimer = setTimeout(function () { hs.trSent = ""; renderHuman(); }, 8000);
+      announce(interpolate(gettext("We sent the transcript to %(email)s."), { email: hs.trSent }));
     } else if (f.type === "delta") {
       m = byId(f.message_id);
       if (!m) { m = { id: f.message_id, role: "assistant", text: "", status: "streaming" }; upsert(m); }
@@ -642,10 +884,15 @@
       }
       emit("reply", m);
     } else if (f.type === "error") {
+      if (f.code === "handoff_unavailable") { hs.asked = false; if (state.human) state.human.handoff_available = false; }
       if (f.code === "invalid_token" || f.code === "conversation_not_found") {
         if (f.code === "invalid_token") state.token = null;
         state.conversation_id = null; state.messages = [];
         hello();
+      } else if (hs.pending && FORM_ERRORS.indexOf(f.code) >= 0) {
+        // Shown by the field that was sent (e-mail, transcript address, rating).
+        hs[{ email: "emailErr", transcript: "trErr", csat: "csatErr" }[hs.pending]] = f.message;
+        hs.pending = "";
       } else if (f.client_id) {
         state.outbox.forEach(function (x) { if (x.client_id === f.client_id) { x.state = "failed"; x.error = f.message; } });
       } else {
@@ -671,7 +918,7 @@
     else count.textContent = "";
   }
   function grow() { input.style.height = "auto"; input.style.height = Math.min(input.scrollHeight + 2, 140) + "px"; }
-  input.addEventListener("input", function () { updateCount(); grow(); });
+  input.addEventListener("input", function () { updateCount(); grow(); visitorTyping(); });
   input.addEventListener("keydown", function (e) {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) { e.preventDefault(); submit(); }
   });
@@ -714,6 +961,10 @@
   langSel.addEventListener("change", function () { setLocale(langSel.value, true); });
   function newConversation() {
     state.conversation_id = null; state.messages = []; state.outbox = []; ui = {};
+    // Until the welcome says otherwise, only whether a person can be asked for carries over.
+    state.human = state.human && { mode: "bot", handoff_available: state.human.handoff_available };
+    hs.asked = false; hs.pending = ""; hs.thanks = false; hs.rating = 0; hs.comment = ""; hs.trOpen = false; hs.trSent = "";
+    hs.emailErr = hs.csatErr = hs.trErr = ""; hs.trAddress = ""; hs.typing = "";
     saveNow(); render();
     if (ready) hello();
     emit("new_conversation");
