@@ -125,13 +125,17 @@ def partner_site() -> Iterator[PartnerSite]:
     site.httpd.shutdown()
 
 
-@pytest.fixture
-def chat_server(transactional_db: None, partner_site: PartnerSite) -> Iterator[ChatServer]:
+# The test servers' key: sessions made here for a browser (agent_session) are signed with it.
+SERVER_SECRET_KEY = "browser-test-secret-key-0123456789abcdef"
+
+
+def server_env(partner_site: PartnerSite) -> dict[str, str]:
+    """The environment of a test Daphne: the test database, the fake backend, no Redis."""
     database = connection.settings_dict["NAME"]
     env = {
         **os.environ,
         "DATABASE_URL": f"postgresql://postgres@/{database}?host={django_settings.EMBEDDED_PG_DIR}",
-        "SECRET_KEY": "browser-test-secret-key-0123456789abcdef",
+        "SECRET_KEY": SERVER_SECRET_KEY,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "CHAT_ALLOWED_ORIGINS": f"http://shop.test:{partner_site.port}",
         "LLM_BACKEND": "chat.llm.fake.FakeBackend",
@@ -145,7 +149,12 @@ def chat_server(transactional_db: None, partner_site: PartnerSite) -> Iterator[C
         "LOG_LEVEL": "WARNING",
     }
     env.pop("REDIS_URL", None)
-    server = ChatServer(env, free_port())
+    return env
+
+
+@pytest.fixture
+def chat_server(transactional_db: None, partner_site: PartnerSite) -> Iterator[ChatServer]:
+    server = ChatServer(server_env(partner_site), free_port())
     partner_site.widget_origin = server.url
     yield server
     server.kill()
@@ -191,3 +200,78 @@ def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / name
     page.screenshot(path=str(path))
     return path
+
+
+@pytest.fixture
+def redis_chat_servers(
+    transactional_db: None, partner_site: PartnerSite, redis_url: str
+) -> Iterator[tuple[ChatServer, ChatServer]]:
+    """Two Daphne processes sharing the test database and Redis (channel layer and cache)."""
+    env = {**server_env(partner_site), "REDIS_URL": redis_url}
+    first = ChatServer(env, free_port())
+    second = ChatServer(env, free_port())
+    partner_site.widget_origin = first.url
+    yield first, second
+    first.kill()
+    second.kill()
+
+
+def agent_create(*, username: str, name: str, language: str, languages: list[str]) -> Any:
+    """An active user in the Agents group with an agent profile (the inbox's users)."""
+    from django.contrib.auth.models import Group, User
+
+    from inbox.models import AGENTS_GROUP, AgentProfile
+
+    # The group comes from a migration, which a transactional test's flush removes.
+    group, _created = Group.objects.get_or_create(name=AGENTS_GROUP)
+    user = User.objects.create_user(username=username, password="agent-password-0123")
+    user.groups.add(group)
+    AgentProfile.objects.create(
+        user=user, display_name=name, preferred_language=language, languages=languages
+    )
+    return user
+
+
+@pytest.fixture
+def agent_de(transactional_db: None) -> Any:
+    """Anna, an agent who works in German. Ask for it before the server: whether the human
+    side is on is read when the server first needs it."""
+    return agent_create(username="anna", name="Anna", language="de", languages=["de"])
+
+
+@pytest.fixture
+def agent_ar(transactional_db: None) -> Any:
+    """Karim, an agent who works in Arabic (a right-to-left inbox)."""
+    return agent_create(username="karim", name="Karim", language="ar", languages=["ar"])
+
+
+def agent_session(user: Any) -> str:
+    """The key of a signed-in session of USER, valid for the test servers (their SECRET_KEY)."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.test import override_settings
+
+    with override_settings(SECRET_KEY=SERVER_SECRET_KEY):
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.save()
+        assert session.session_key is not None
+        return session.session_key
+
+
+@pytest.fixture
+def agent_page(new_page: Any) -> Any:
+    """agent_page(server, user, **context_options): USER's inbox, signed in, loaded."""
+
+    def make(server: ChatServer, user: Any, **options: Any) -> Any:
+        page = new_page(**options)
+        page.context.add_cookies(
+            [{"name": "sessionid", "value": agent_session(user), "url": server.url}]
+        )
+        page.goto(server.url + "/inbox/")
+        page.locator("#list").wait_for(state="attached")
+        return page
+
+    return make
