@@ -195,8 +195,8 @@
     "form.c button.stop{background:#fff;color:var(--fg);border:1px solid #8a94a0}",
     ".count{flex-basis:100%;font-size:12px;color:var(--muted);text-align:end}.count:empty{display:none}.count.over{color:#a4161a;font-weight:600}",
     // The human side: agents' messages, event lines, the handoff control, e-mail, CSAT.
-    ".x{display:contents}.ttl{flex:1;min-width:0;display:flex;flex-direction:column}.ttl h2{flex:none}",
-    ".who{font-size:12px;padding-inline-start:4px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}.who:empty{display:none}",
+    ".x{display:contents}header{flex-wrap:wrap;row-gap:0}",
+    ".who{order:9;flex-basis:100%;font-size:13px;padding-inline-start:4px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}.who:empty{display:none}",
     ".wait{font-size:13px;padding:6px 12px;background:#eef3fc;color:#1d3b78;border-block-end:1px solid var(--line)}",
     ".m.agent .b{background:#fff;border:1px solid var(--line);border-inline-start:3px solid var(--c);border-end-start-radius:4px}",
     ".an{font-size:12px;font-weight:600;color:var(--muted);padding-inline:4px}",
@@ -222,12 +222,11 @@
   panel.setAttribute("role", "dialog"); panel.setAttribute("aria-labelledby", "t");
   var header = el("header");
   var title = el("h2"); title.id = "t";
-  var ttl = el("div", "ttl"), who = el("div", "who");
-  ttl.append(title, who);
+  var who = el("div", "who"); // "You are chatting with Anna": a second line under the title
   var langSel = el("select", "lang");
   var newBtn = button("new", "plus", "");
   var closeBtn = button("close", "close", "");
-  header.append(ttl, langSel, newBtn, closeBtn);
+  header.append(title, langSel, newBtn, closeBtn, who);
   var conn = el("div", "conn"); conn.setAttribute("role", "status");
   var waitBar = el("div", "wait"); waitBar.setAttribute("role", "status"); waitBar.hidden = true;
   var log = el("div", "log"); log.setAttribute("role", "log"); log.setAttribute("aria-live", "off");
@@ -722,7 +721,6 @@
     waitBar.hidden = !(h && h.mode === "waiting");
     waitBar.textContent = gettext("Waiting for a person…");
     who.textContent = h && h.mode === "agent" && h.agent ? interpolate(gettext("You are chatting with %(name)s"), { name: h.agent }) : "";
-    who.setAttribute("dir", "auto");
     typingLine.textContent = hs.typing ? interpolate(gettext("%(name)s is typing…"), { name: hs.typing }) : "";
     var showHandoff = !!(h && h.handoff_available && h.mode === "bot" && conv);
     handoffBtn.textContent = gettext("Talk to a person");
