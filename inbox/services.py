@@ -102,6 +102,7 @@ def handoff_start(
         if locked.mode != Conversation.Mode.BOT:
             return change
         team = team or locked.team or handoff.team_for(language=locked.language)
+        available = handoff.availability(team=team)  # before this one joins the queue
         now = timezone.now()
         locked.mode = Conversation.Mode.WAITING
         locked.handoff_reason = reason
@@ -123,7 +124,6 @@ def handoff_start(
         cancelled = reply_cancel(conversation=locked)
         change.stopping_replies = cancelled.stopping
         change.cancelled_replies = cancelled.cancelled
-        available = handoff.availability(team=team)
         with _in_language(locked):
             if available.open:
                 text = _(

@@ -15,7 +15,10 @@ from inbox.models import AGENTS_GROUP, AgentProfile
 
 
 def agent_create(
-    username: str = "anna", *, language: str = "de", speaks: list[str] | None = None,
+    username: str = "anna",
+    *,
+    language: str = "de",
+    speaks: list[str] | None = None,
     online: bool = True,
 ) -> AgentProfile:
     from django.utils import timezone

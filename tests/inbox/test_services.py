@@ -18,11 +18,20 @@ from tests.inbox.agents import agent_create
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _send(conversation: Conversation | None, text: str, client_id: str, *, visitor=None,
-          language: str = "ar"):  # type: ignore[no-untyped-def]
+def _send(
+    conversation: Conversation | None,
+    text: str,
+    client_id: str,
+    *,
+    visitor=None,
+    language: str = "ar",
+):  # type: ignore[no-untyped-def]
     visitor = visitor or (conversation.visitor if conversation else Visitor.objects.create())
     return services.message_send(
-        visitor=visitor, conversation=conversation, language=language, client_id=client_id,
+        visitor=visitor,
+        conversation=conversation,
+        language=language,
+        client_id=client_id,
         text=text,
     )
 
@@ -162,8 +171,11 @@ def test_private_notes_never_reach_the_visitor() -> None:
     agent = agent_create()
     result = _send(None, "مرحبا", "c1")
     inbox.agent_message_send(
-        conversation_id=result.conversation.pk, agent=agent, client_id="n1",
-        text="VIP customer, be nice", note=True,
+        conversation_id=result.conversation.pk,
+        agent=agent,
+        client_id="n1",
+        text="VIP customer, be nice",
+        note=True,
     )
     history = selectors.history_since(conversation=result.conversation, last_seen_id=None)
     assert all("VIP" not in m["text"] for m in history)
@@ -206,7 +218,9 @@ def test_a_visitor_message_to_a_resolved_conversation_reopens_it() -> None:
 
 def test_business_hours_in_the_team_time_zone_and_holidays() -> None:
     team = Team.objects.create(
-        name="Riyadh", time_zone="Asia/Riyadh", opening_hours={"0": [["09:00", "17:00"]]},
+        name="Riyadh",
+        time_zone="Asia/Riyadh",
+        opening_hours={"0": [["09:00", "17:00"]]},
         holidays=["2026-12-07"],
     )
     zone = ZoneInfo("Asia/Riyadh")
