@@ -30,13 +30,26 @@ class ConversationAdmin(admin.ModelAdmin):
         "visitor",
         "language",
         "status",
+        "mode",
+        "handoff_reason",
+        "assignee",
         "message_count",
         "created_at",
         "updated_at",
     )
-    list_filter = ("language", "status", "created_at")
+    list_filter = ("language", "status", "mode", "handoff_reason", "team", "created_at")
     search_fields = ("id", "visitor__uuid", "visitor__external_id", "messages__text")
-    readonly_fields = ("id", "visitor", "opening_client_id", "created_at", "updated_at")
+    readonly_fields = (
+        "id",
+        "visitor",
+        "opening_client_id",
+        "handoff_at",
+        "assigned_at",
+        "resolved_at",
+        "reopened_at",
+        "created_at",
+        "updated_at",
+    )
     inlines = [MessageInline]
     date_hierarchy = "created_at"
 

@@ -42,9 +42,14 @@ class KnowledgeSnippet:
     text: str
     # The language the excerpt is written in ("" in snippets stored before it was recorded).
     language: str = ""
+    # The article's knowledge category (slug), for the admins' handoff rules; not in prompts.
+    category: str = ""
 
     def as_dict(self) -> dict[str, str]:
-        return {"title": self.title, "url": self.url, "text": self.text, "language": self.language}
+        data = {"title": self.title, "url": self.url, "text": self.text, "language": self.language}
+        if self.category:
+            data["category"] = self.category
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> KnowledgeSnippet:
@@ -53,6 +58,7 @@ class KnowledgeSnippet:
             url=str(data.get("url", "")),
             text=str(data.get("text", "")),
             language=str(data.get("language", "")),
+            category=str(data.get("category", "")),
         )
 
 

@@ -353,8 +353,8 @@ class ReplyRunner:
             await layer.group_send(group, event)
         await live.clear(reply.pk)
         _record(event, replica=replica, asked_at=asked_at, ttft_ms=ttft_ms, usage=usage)
-        if status == Message.Status.COMPLETE and _had_no_knowledge(request):
-            await _no_knowledge_handoff(reply)
+        if status == Message.Status.COMPLETE:
+            await _handoff_after_reply(reply, request)
 
 
 def backend_kind(replica: str) -> str:
@@ -410,18 +410,32 @@ def _had_no_knowledge(request: CompletionRequest) -> bool:
     )
 
 
-async def _no_knowledge_handoff(reply: Message) -> None:
-    """Hand the conversation to a person when the assistant had nothing to answer with (and
-    the human side is on): the visitor has had the assistant's honest reply; now a person."""
+async def _handoff_after_reply(reply: Message, request: CompletionRequest) -> None:
+    """Hand the conversation to a person (when the human side is on) after a reply that had
+    nothing to answer with, or that drew on a knowledge category an admin's rule sends to
+    people: the visitor has had the assistant's reply; now a person joins."""
     from inbox import handoff
     from inbox import live as inbox_live
     from inbox import services as inbox_services
 
+    categories = {str(item.get("category", "")) for item in request.knowledge} - {""}
+    no_knowledge = _had_no_knowledge(request)
+    if not no_knowledge and not categories:
+        return
     try:
         if not await in_reply_thread(handoff.handoff_enabled)():
             return
+        if no_knowledge:
+            reason, detail, team = Conversation.HandoffReason.NO_KNOWLEDGE, "", None
+        else:
+            rule = await in_reply_thread(handoff.rule_for_categories)(
+                categories=categories, language=reply.conversation.language
+            )
+            if rule is None:
+                return
+            reason, detail, team = Conversation.HandoffReason.RULE, str(rule.category), rule.team
         change = await in_reply_thread(inbox_services.handoff_start)(
-            conversation=reply.conversation, reason=Conversation.HandoffReason.NO_KNOWLEDGE
+            conversation=reply.conversation, reason=reason, detail=detail, team=team
         )
         await inbox_live.change_broadcast(change)
     except Exception:

@@ -463,13 +463,35 @@ def _knowledge_search(*, query: str, language: str) -> list[KnowledgeSnippet]:
         return []
     # Search always ranks something first; only the hits it measured as relevant reach the
     # model and the citations (knowledge.search.SearchHit.relevant).
+    relevant = [hit for hit in hits[:limit] if getattr(hit, "relevant", True)]
+    categories = _categories_for_rules(
+        ids=[str(getattr(hit, "article_id", "")) for hit in relevant]
+    )
     return [
         KnowledgeSnippet(
             title=str(hit.title),
             url=str(hit.url),
             text=str(hit.snippet),
             language=str(getattr(hit, "language", "")),
+            category=categories.get(str(getattr(hit, "article_id", "")), ""),
         )
-        for hit in hits[:limit]
-        if getattr(hit, "relevant", True)
+        for hit in relevant
     ]
+
+
+def _categories_for_rules(*, ids: list[str]) -> dict[str, str]:
+    """Article id (as search reports it) -> category slug, only while some handoff rule names
+    a category (no query otherwise)."""
+    from inbox.handoff import category_rules_exist
+
+    if not ids or not category_rules_exist():
+        return {}
+    from knowledge.models import Article
+
+    numeric = [int(i) for i in ids if i.isdigit()]
+    rows = Article.objects.filter(Q(external_id__in=ids) | Q(pk__in=numeric)).exclude(category=None)
+    found: dict[str, str] = {}
+    for pk, external_id, slug in rows.values_list("pk", "external_id", "category__slug"):
+        found[external_id or str(pk)] = slug
+        found.setdefault(str(pk), slug)
+    return found

@@ -108,6 +108,11 @@ def rule_for_categories(*, categories: set[str], language: str) -> HandoffRule |
 
 
 @admin_tables_memo(HandoffRule)
+def category_rules_exist() -> bool:
+    return HandoffRule.objects.filter(active=True, category__isnull=False).exists()
+
+
+@admin_tables_memo(HandoffRule)
 def _keyword_rules(*, language: str) -> list[HandoffRule]:
     rules = HandoffRule.objects.filter(Q(language=language) | Q(language=""), active=True).exclude(
         keywords=""

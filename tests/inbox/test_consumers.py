@@ -272,3 +272,51 @@ async def test_bad_inbox_frames_get_errors_not_crashes() -> None:
     await send(inbox, {"type": "ping"})
     assert (await receive(inbox))["type"] == "pong"
     await inbox.disconnect()
+
+
+def _import_refunds_as_billing() -> None:
+    import json
+
+    from inbox.models import HandoffRule
+    from knowledge.models import Category
+    from knowledge.services import articles_import
+    from tests.chat.test_grounding import ARTICLES
+
+    lines = [
+        json.dumps(dict(a, category="billing") if a["id"] == "refunds" else a, ensure_ascii=False)
+        for a in ARTICLES
+    ]
+    articles_import(lines=lines)
+    HandoffRule.objects.create(category=Category.objects.get(slug="billing"))
+
+
+async def test_an_answer_from_a_ruled_category_hands_off() -> None:
+    await database_sync_to_async(agent_create)()
+    await database_sync_to_async(_import_refunds_as_billing)()
+    visitor = await connect("en")
+    await hello(visitor, locale="en")
+    await send(
+        visitor,
+        {
+            "type": "message",
+            "client_id": "q1",
+            "text": "How do I get a refund of my first payment?",
+        },
+    )
+    done = await _until(visitor, lambda f: f["type"] == "done")
+    assert [c["url"] for c in done["citations"]] == ["https://help.example/en/refunds"]
+    state = await _until(visitor, lambda f: f["type"] == "state")
+    assert state["state"]["mode"] == "waiting"
+    conversation = await Conversation.objects.aget(mode="waiting")
+    assert conversation.handoff_reason == "rule" and conversation.handoff_detail
+    await visitor.disconnect()
+    # A question answered from another category stays with the bot.
+    other = await connect("en")
+    await hello(other, locale="en")
+    await send(other, {"type": "message", "client_id": "q2", "text": "How do I reset my password?"})
+    done = await _until(other, lambda f: f["type"] == "done")
+    assert [c["url"] for c in done["citations"]] == ["https://help.example/en/pw"]
+    await asyncio.sleep(0.5)  # the handoff would come right after the reply's end
+    reply = await Message.objects.select_related("conversation").aget(pk=done["message_id"])
+    assert reply.conversation.mode == "bot"
+    await other.disconnect()
