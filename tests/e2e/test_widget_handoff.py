@@ -6,7 +6,7 @@ the agent typing, CSAT after a resolve, the e-mail form when nobody is online, t
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -20,6 +20,20 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 ROOT_JS = "document.querySelector('autoglm-chat').shadowRoot"
 AGENT_TEXT = "Your order #4417 ships tomorrow, see https://shop.example.com/orders"
+
+
+@pytest.fixture
+def new_page(new_page: Any) -> Iterator[Any]:
+    """conftest's new_page, and an uncaught error in any of its pages fails the test."""
+    errors: list[str] = []
+
+    def make(**options: Any) -> Any:
+        page = new_page(**options)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        return page
+
+    yield make
+    assert errors == []
 
 
 def w(page: Any, selector: str) -> Any:
@@ -287,3 +301,36 @@ def test_a_server_without_state_shows_no_human_controls(
     assert w(page, ".trl").count() == 0
     assert w(page, ".tools").is_hidden()
     assert w(page, ".wait").is_hidden()
+
+
+def test_agent_message_without_translation_is_marked_not_translated(
+    chat_server: ChatServer,
+    new_page: Any,
+    agent: AgentProfile,
+    inbox_socket: Callable[[AgentProfile], InboxSocket],
+) -> None:
+    inbox = inbox_socket(agent)
+    page = new_page(locale="ar")
+    open_chat(page, chat_server.url + "/")
+    ask(page, "مرحبا")
+    wait_first_reply(page)
+    conversation_id = str(conversation().pk)
+    # Translation off for this conversation: the English original shows, marked.
+    inbox.send({"type": "translation", "conversation_id": conversation_id, "enabled": False})
+    inbox.send(
+        {
+            "type": "send",
+            "conversation_id": conversation_id,
+            "client_id": "a1",
+            "text": "Hello, I am Anna.",
+            "ref": "s",
+        }
+    )
+    message = w(page, ".m.agent")
+    message.locator(".tr").wait_for()
+    assert message.locator(".b").inner_text() == "Hello, I am Anna."
+    assert message.locator(".b").get_attribute("lang") == "en"
+    assert message.locator(".tog").count() == 0
+    # The visitor's side followed the claim the message made.
+    w(page, ".who >> text=Anna").wait_for()
+    assert w(page, ".handoff").count() == 0

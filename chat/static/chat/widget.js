@@ -421,7 +421,7 @@
     cancelled: function () { return gettext("Stopped"); },
   };
   var ui = {}; // per message key: {copied, fbOpen, fbDone}
-  function base(code) { return String(code || "").split("-")[0]; }
+  function baseLang(code) { return String(code || "").split("-")[0]; }
   // An agent's message in the visitor's language: "done" (show the translation), "missing"
   // (pending, failed, or none while it is in another language: the original, marked), or null.
   function translated(m) {
@@ -429,7 +429,7 @@
     if (t && t.status === "done" && t.text) return "done";
     if (t) return "missing";
     var conv = state.conv_language || language;
-    return m.language && base(m.language) !== base(conv) ? "missing" : null;
+    return m.language && baseLang(m.language) !== baseLang(conv) ? "missing" : null;
   }
   function build(m) {
     var key = m.key, u = ui[key] || {};
