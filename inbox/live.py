@@ -15,7 +15,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 
 from chat import events, selectors
-from chat.asyncdb import in_thread
+from chat.asyncdb import in_reply_thread, in_thread
 from chat.models import Conversation, Message, MessageTranslation
 from chat.replies import get_runner, group_name
 from inbox import services
@@ -165,18 +165,18 @@ async def _translate(translation_id: int) -> None:
     from inbox.translate import TranslationError, text_translate
 
     try:
-        prepared = await in_thread(_translation_prepare)(translation_id)
+        prepared = await in_reply_thread(_translation_prepare)(translation_id)
         if prepared is None:
             return
         row, request, protected = prepared
         try:
             text, backend = await text_translate(request=request, protected=protected)
-            stored = await in_thread(services.translation_store)(
+            stored = await in_reply_thread(services.translation_store)(
                 translation_id=translation_id, text=text, failed=False, backend=backend
             )
         except TranslationError as exc:
             logger.info("translation %s failed: %s", translation_id, exc)
-            stored = await in_thread(services.translation_store)(
+            stored = await in_reply_thread(services.translation_store)(
                 translation_id=translation_id, text="", failed=True, error=str(exc)
             )
         if stored is not None:
