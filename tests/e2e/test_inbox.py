@@ -4,12 +4,13 @@ a German (or Arabic) agent in /inbox/ (docs/inbox.md). The fake backend "transla
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
 from chat.models import Conversation, Message
-from tests.e2e.conftest import ChatServer, screenshot
+from tests.e2e.conftest import ChatServer, agent_create, screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -23,12 +24,33 @@ def w(page: Any, selector: str) -> Any:
     return page.locator(f"autoglm-chat >> {selector}")
 
 
-def visitor_page(new_page: Any, server: ChatServer) -> Any:
-    page = new_page(locale="ar")
+# The frames the widget received, for the message of a failed wait.
+RECORD_FRAMES = (
+    "(() => { const Native = window.WebSocket; window.__frames_in = [];"
+    " window.WebSocket = function (url, p) { const s = new Native(url, p);"
+    " s.addEventListener('message', e => window.__frames_in.push(e.data)); return s; };"
+    " window.WebSocket.prototype = Native.prototype; })()"
+)
+
+
+def visitor_page(new_page: Any, server: ChatServer, locale: str = "ar") -> Any:
+    page = new_page(locale=locale)
+    page.add_init_script(RECORD_FRAMES)
     page.goto(server.url + "/")
     w(page, ".launch").click()
     w(page, "textarea").wait_for()
     return page
+
+
+def visitor_sees(page: Any, text: str, server: ChatServer, selector: str = ".m.agent .b") -> None:
+    """Wait for TEXT in the widget; on a timeout say what the widget got and the server said."""
+    try:
+        page.locator(f"autoglm-chat >> {selector}", has_text=text).first.wait_for()
+    except Exception as exc:
+        frames = page.evaluate("window.__frames_in || []")[-15:]
+        raise AssertionError(
+            f"the visitor never saw {text!r}; last frames: {frames}\n{server.log_tail()}"
+        ) from exc
 
 
 def visitor_says(page: Any, text: str) -> None:
@@ -110,7 +132,7 @@ def test_handoff_claim_and_translated_messages_both_ways_survive_reconnect_and_r
 
     # Agent → visitor: the visitor reads it in Arabic; the agent can see that copy.
     agent_says(agent, AGENT_REPLY)
-    wait_text(visitor, "autoglm-chat >> .m.agent .b", f"[ar] {AGENT_REPLY}")
+    visitor_sees(visitor, f"[ar] {AGENT_REPLY}", chat_server)
     mine = agent.locator("#messages .msg.agent", has_text=AGENT_REPLY)
     mine.locator(".toggle").wait_for()
     mine.locator(".toggle").click()
@@ -141,7 +163,7 @@ def test_handoff_claim_and_translated_messages_both_ways_survive_reconnect_and_r
     agent.evaluate("AutoGLMInbox.socket().close()")
     agent_says(agent, "Noch etwas?")
     assert agent.locator("#messages .msg.sending", has_text="Noch etwas?").count() == 1
-    wait_text(visitor, "autoglm-chat >> .m.agent .b", "[ar] Noch etwas?")
+    visitor_sees(visitor, "[ar] Noch etwas?", chat_server)
     wait_connected(agent)
     agent.locator("#messages .msg.sending").wait_for(state="detached")
     assert Message.objects.filter(role=Message.Role.AGENT, text="Noch etwas?").count() == 1
@@ -172,7 +194,7 @@ def test_resolve_asks_the_visitor_for_a_rating_and_hand_back_returns_to_the_bot(
     visitor_says(visitor, ASK_FOR_A_PERSON)
     open_first_waiting(agent)
     agent_says(agent, "Hallo!")  # a message to an unowned conversation claims it
-    wait_text(visitor, "autoglm-chat >> .m.agent .b", "[ar] Hallo!")
+    visitor_sees(visitor, "[ar] Hallo!", chat_server)
     agent.locator('[data-action="claim"]').wait_for(state="hidden")
 
     # Resolve (e): the visitor is asked for a rating; the conversation moves to Resolved.
@@ -192,7 +214,7 @@ def test_resolve_asks_the_visitor_for_a_rating_and_hand_back_returns_to_the_bot(
     agent.locator('[data-action="hand_back"]').wait_for(state="hidden")
     assert conversation().mode == Conversation.Mode.BOT
     visitor_says(visitor, "كيف أعيد تعيين كلمة المرور؟")
-    wait_text(visitor, "autoglm-chat >> .m.assistant .b", "You asked", timeout=20_000)
+    visitor_sees(visitor, "You asked", chat_server, selector=".m.assistant .b")
 
 
 def test_arabic_agent_gets_a_right_to_left_inbox(
@@ -202,9 +224,7 @@ def test_arabic_agent_gets_a_right_to_left_inbox(
     assert agent.locator("html").get_attribute("dir") == "rtl"
     assert agent.locator("html").get_attribute("lang") == "ar"
     wait_connected(agent)
-    visitor = new_page(locale="de")
-    visitor.goto(chat_server.url + "/")
-    w(visitor, ".launch").click()
+    visitor = visitor_page(new_page, chat_server, locale="de")
     visitor_says(visitor, "Ich möchte mit einem Mitarbeiter sprechen")
     open_first_waiting(agent)
     wait_text(agent, "#messages .msg.user .text", "[ar] Ich möchte mit einem Mitarbeiter sprechen")
@@ -213,13 +233,111 @@ def test_arabic_agent_gets_a_right_to_left_inbox(
     main = agent.locator(".conv").bounding_box()
     assert side["x"] > main["x"]
     assert agent.locator("#messages .msg.user .text").first.get_attribute("dir") == "auto"
+    screenshot(agent, "inbox-rtl.png")
     # The shortcuts overlay opens with "?" and closes with Escape.
     agent.locator("#conversation").focus()
     agent.keyboard.press("?")
     agent.locator("#help").wait_for()
     agent.keyboard.press("Escape")
     agent.locator("#help").wait_for(state="hidden")
-    screenshot(agent, "inbox-rtl.png")
+
+
+def test_composer_tools_canned_replies_knowledge_translation_assign_and_transfer(
+    agent_de: Any, chat_server: ChatServer, new_page: Any, agent_page: Any
+) -> None:
+    from inbox.models import CannedReply, Team
+
+    CannedReply.objects.create(
+        language="ar", shortcut="greet", title="Begrüßung", text="مرحبا! كيف يمكنني مساعدتك؟"
+    )
+    CannedReply.objects.create(language="", shortcut="bye", title="Abschied", text="Bye!")
+    team = Team.objects.create(name="Support Arabisch", languages=["ar"])
+    bob = agent_create(username="bob", name="Bob", language="en", languages=["en"])
+    agent = agent_page(chat_server, agent_de)
+    # The knowledge search answers what the assistant would retrieve; here a fixed answer.
+    agent.route(
+        re.compile(r".*/inbox/api/knowledge\?.*"),
+        lambda route: route.fulfill(
+            json=[
+                {
+                    "title": "Reset your password",
+                    "url": "https://help.example/reset",
+                    "snippet": "Open Settings, then Security.",
+                    "language": "ar",
+                    "score": 0.9,
+                    "relevant": True,
+                }
+            ]
+        ),
+    )
+    wait_connected(agent)
+    visitor = visitor_page(new_page, chat_server)
+    visitor_says(visitor, ASK_FOR_A_PERSON)
+    open_first_waiting(agent)
+
+    # "/" and a shortcut, then Tab: the canned reply in the conversation's language.
+    reply = agent.locator("#reply")
+    reply.click()
+    reply.press_sequentially("/gr")
+    agent.locator("#canned [role=option]", has_text="/greet").wait_for()
+    assert agent.locator("#canned [role=option]").count() == 1
+    reply.press("Tab")
+    assert reply.input_value() == "مرحبا! كيف يمكنني مساعدتك؟"
+    # Translation off: the visitor gets the agent's words as written.
+    agent.locator('[data-action="translation"]').click()
+    agent.locator('[data-action="translation"][aria-pressed="false"]').wait_for()
+    reply.press("Control+Enter")
+    visitor_sees(visitor, "مرحبا! كيف يمكنني مساعدتك؟", chat_server)
+    assert not conversation().translation_enabled
+
+    # The picker lists every canned reply; the knowledge panel's Insert pastes title, url, text.
+    agent.locator("#canned-toggle").click()
+    agent.locator("#canned [role=option]", has_text="/bye").wait_for()
+    agent.locator("#canned [role=option]", has_text="/bye").click()
+    assert reply.input_value() == "Bye!"
+    agent.locator("#kb-toggle").click()
+    agent.locator("#kb-q").fill("password")
+    agent.locator("#kb-q").press("Enter")
+    agent.locator("#kb-results .insert").click()
+    assert reply.input_value() == (
+        "Bye!\n\nReset your password\nhttps://help.example/reset\nOpen Settings, then Security."
+    )
+
+    # Assign to Bob, then transfer to a team's queue.
+    agent.locator("#assign").select_option(str(bob.pk))
+    agent.wait_for_function(
+        "() => document.getElementById('conv-meta').textContent.includes('Bob')"
+    )
+    assert conversation().assignee_id == bob.pk
+    agent.locator("#transfer").select_option(f"team:{team.pk}")
+    agent.wait_for_function("() => AutoGLMInbox.state().mode === 'waiting'")
+    assert agent.locator("#conv-meta", has_text="Support Arabisch").count() == 1
+    assert conversation().team_id == team.pk
+    assert conversation().mode == Conversation.Mode.WAITING
+
+
+def test_sound_mute_is_remembered_and_notifications_are_asked_for_politely(
+    agent_de: Any, chat_server: ChatServer, new_page: Any, agent_page: Any
+) -> None:
+    agent = agent_page(chat_server, agent_de)
+    wait_connected(agent)
+    # Never asked on load: a button offers it (the browser has not been asked yet).
+    assert agent.evaluate("Notification.permission") == "default"
+    assert agent.locator("#notify").is_visible()
+    agent.locator("#mute").click()
+    assert agent.locator("#mute").get_attribute("aria-pressed") == "true"
+    agent.reload()
+    wait_connected(agent)
+    assert agent.locator("#mute").get_attribute("aria-pressed") == "true"
+    visitor = visitor_page(new_page, chat_server)
+    visitor_says(visitor, ASK_FOR_A_PERSON)
+    rows(agent).first.wait_for()
+    agent.wait_for_function("() => AutoGLMInbox.frames.includes('queue')")
+    assert agent.evaluate("AutoGLMInbox.beeps") == 0
+    # Where notifications are allowed, the offer is gone.
+    allowed = agent_page(chat_server, agent_de, permissions=["notifications"])
+    assert allowed.evaluate("Notification.permission") == "granted"
+    assert not allowed.locator("#notify").is_visible()
 
 
 def test_tablet_width_stacks_the_list_above_the_conversation(
@@ -245,7 +363,7 @@ def test_an_agent_on_a_second_process_works_a_conversation_over_redis(
     open_first_waiting(agent)
     wait_text(agent, "#messages .msg.user .text", f"[de] {ASK_FOR_A_PERSON}")
     agent_says(agent, AGENT_REPLY)
-    wait_text(visitor, "autoglm-chat >> .m.agent .b", f"[ar] {AGENT_REPLY}")
+    visitor_sees(visitor, f"[ar] {AGENT_REPLY}", visitor_server)
     visitor_says(visitor, THANKS)
     wait_text(agent, "#messages .msg.user .text", f"[de] {THANKS}")
     # Claimed by that reply: nobody waits any more, and the title says so.

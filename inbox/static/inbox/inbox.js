@@ -66,7 +66,9 @@
   // For the browser tests and for debugging from the console.
   hook.socket = function () { return socket; };
   hook.state = function () {
-    return { connected: connected, conversation: current && current.id, outbox: outbox.length, muted: !!muted };
+    var s = current && current.summary;
+    return { connected: connected, conversation: current && current.id, outbox: outbox.length, muted: !!muted,
+      mode: s ? s.mode : null, status: s ? s.status : null, team: s && s.team ? s.team.id : null };
   };
 
   var fmtTime, fmtMinutes, fmtHours, fmtSeconds;
