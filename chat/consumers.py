@@ -287,10 +287,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_frame({"type": "email_saved"})
             await inbox_live.change_broadcast(change)
         else:
-            await in_thread(inbox_services.transcript_request)(
+            address = await in_thread(inbox_services.transcript_request)(
                 conversation=conversation, email=frame.address
             )
-            await self.send_frame({"type": "transcript_sent"})
+            await self.send_frame({"type": "transcript_sent", "address": address})
 
     # --- group events: relayed by the delivery bookkeeping -------------------------------
     async def chat_message(self, event: events.MessageEvent) -> None:

@@ -253,10 +253,21 @@ def conversation_reopen(*, conversation_id: uuid.UUID, by: AgentProfile | None =
             return change
         locked.status = Conversation.Status.OPEN
         locked.reopened_at = timezone.now()
+        # Not rated before it reopened: ask again when it is resolved again.
+        locked.csat_requested = Csat.objects.filter(conversation=locked).exists()
         if by is not None:
             locked.mode = Conversation.Mode.AGENT
             locked.assignee = by.user
-        locked.save(update_fields=["status", "reopened_at", "mode", "assignee", "updated_at"])
+        locked.save(
+            update_fields=[
+                "status",
+                "reopened_at",
+                "csat_requested",
+                "mode",
+                "assignee",
+                "updated_at",
+            ]
+        )
         change.state_changed = True
         return change
 
