@@ -21,6 +21,7 @@ from inbox.models import AgentProfile, CannedReply, Team
 QUEUES = ("waiting", "mine", "team", "open", "resolved")
 LIST_LIMIT = 100
 HISTORY_LIMIT = 500
+RECENT_CHANGES_SECONDS = 900  # `open` with last_seen_id also resends messages changed since
 
 
 def agent_by_user_id(*, user_id: int) -> AgentProfile:
@@ -43,7 +44,11 @@ def _person(user: Any) -> dict[str, Any] | None:
     return {"id": user.pk, "name": agent_display_name(user)}
 
 
-def summary(conversation: Conversation, *, last: Message | None = None) -> dict[str, Any]:
+def summary(
+    conversation: Conversation, *, last: Message | None = None, language: str = ""
+) -> dict[str, Any]:
+    """A conversation for the lists; LAST (its newest visitor, assistant or agent message) with
+    its translation into LANGUAGE (the reading agent's), when one is done."""
     now = timezone.now()
     waiting = None
     if conversation.mode == Conversation.Mode.WAITING and conversation.handoff_at:
@@ -68,6 +73,14 @@ def summary(conversation: Conversation, *, last: Message | None = None) -> dict[
         "last_message": {
             "role": last.role,
             "text": last.text[:200],
+            "translation": next(
+                (
+                    t.text[:200]
+                    for t in last.translations.all()
+                    if t.language == language and t.status == MessageTranslation.Status.DONE
+                ),
+                None,
+            ),
             "created_at": last.created_at.isoformat(),
         }
         if last is not None
@@ -89,7 +102,8 @@ def summary_by_id(*, conversation_id: str | None, agent: AgentProfile) -> dict[s
     conversation = _base().filter(pk=conversation_id).first()
     if conversation is None:
         return None
-    return summary(conversation, last=_last_messages([conversation.pk]).get(conversation.pk))
+    last = _last_messages([conversation.pk]).get(conversation.pk)
+    return summary(conversation, last=last, language=agent.preferred_language)
 
 
 def _last_messages(ids: list[uuid.UUID]) -> dict[uuid.UUID, Message]:
@@ -97,10 +111,11 @@ def _last_messages(ids: list[uuid.UUID]) -> dict[uuid.UUID, Message]:
         return {}
     rows = (
         Message.objects.filter(conversation_id__in=ids)
-        .exclude(role=Message.Role.NOTE)
+        .exclude(role__in=[Message.Role.NOTE, Message.Role.SYSTEM])
         .exclude(text="")
         .order_by("conversation_id", "-id")
         .distinct("conversation_id")
+        .prefetch_related("translations")
     )
     return {row.conversation_id: row for row in rows}
 
@@ -136,7 +151,10 @@ def conversations_list(
     conversations = list(_base().filter(pk__in=rows.values("pk")).order_by(order)[:LIST_LIMIT])
     last = _last_messages([c.pk for c in conversations])
     return {
-        "conversations": [summary(c, last=last.get(c.pk)) for c in conversations],
+        "conversations": [
+            summary(c, last=last.get(c.pk), language=agent.preferred_language)
+            for c in conversations
+        ],
         "counts": {name: qs.count() for name, qs in queues.items()},
     }
 
@@ -174,9 +192,16 @@ def conversation_for_agent(
     if pending:
         messages = _messages(conversation_id=conversation_id, last_seen_id=last_seen_id)
     payloads = [_agent_payload(m, agent=agent, conversation=conversation) for m in messages]
-    last = next((m for m in reversed(messages) if m.role != Message.Role.NOTE and m.text), None)
+    last = next(
+        (
+            m
+            for m in reversed(messages)
+            if m.role not in (Message.Role.NOTE, Message.Role.SYSTEM) and m.text
+        ),
+        None,
+    )
     return Opened(
-        summary=summary(conversation, last=last),
+        summary=summary(conversation, last=last, language=agent.preferred_language),
         messages=payloads,
         translations=[t.pk for t in pending] + _stale_pending(messages),
     )
@@ -201,7 +226,13 @@ def _messages(*, conversation_id: uuid.UUID, last_seen_id: int | None) -> list[M
         .prefetch_related("translations")
     )
     if last_seen_id is not None:
-        return list(rows.filter(pk__gt=last_seen_id).order_by("id")[:HISTORY_LIMIT])
+        # What came after LAST_SEEN_ID, and what changed lately before it (a bot reply that
+        # finished, a translation that arrived while the agent's socket was down).
+        recently = timezone.now() - datetime.timedelta(seconds=RECENT_CHANGES_SECONDS)
+        changed = Q(updated_at__gte=recently) | Q(translations__updated_at__gte=recently)
+        return list(
+            rows.filter(Q(pk__gt=last_seen_id) | changed).distinct().order_by("id")[:HISTORY_LIMIT]
+        )
     newest = list(rows.order_by("-id")[:HISTORY_LIMIT])
     newest.reverse()
     return newest

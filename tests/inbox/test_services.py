@@ -264,3 +264,38 @@ def test_a_bare_noun_asks_for_a_person_only_in_a_very_short_message() -> None:
     assert handoff.asks_for_person(text="agent please", language="en")
     assert handoff.asks_for_person(text="Agente", language="es")
     assert not handoff.asks_for_person(text="Which agent version do I need?", language="en")
+
+
+def test_the_list_preview_is_the_visitor_text_with_its_translation_not_an_event() -> None:
+    from inbox import selectors as inbox_selectors
+
+    agent = agent_create()
+    result = _send(None, "أريد التحدث مع موظف", "c1")
+    [row] = inbox.translations_for_agent(
+        conversation=result.conversation, agent=agent, messages=[result.message]
+    )
+    inbox.translation_store(
+        translation_id=row.pk, text="Ich möchte einen Mitarbeiter", failed=False
+    )
+    listed = inbox_selectors.conversations_list(agent=agent, queue="waiting")
+    [item] = listed["conversations"]
+    assert item["last_message"]["role"] == "user"  # not the "a person will join" event
+    assert item["last_message"]["translation"] == "Ich möchte einen Mitarbeiter"
+    assert listed["counts"]["waiting"] == 1
+
+
+def test_reopening_after_a_gap_resends_what_changed_before_last_seen() -> None:
+    from inbox import selectors as inbox_selectors
+
+    agent = agent_create()
+    result = _send(None, "أريد التحدث مع موظف", "c1")
+    later = _send(result.conversation, "مرحبا؟", "c2")
+    [row] = inbox.translations_for_agent(
+        conversation=result.conversation, agent=agent, messages=[result.message]
+    )
+    inbox.translation_store(translation_id=row.pk, text="Übersetzt", failed=False)
+    opened = inbox_selectors.conversation_for_agent(
+        conversation_id=result.conversation.pk, agent=agent, last_seen_id=later.message.pk
+    )
+    first = next(m for m in opened.messages if m["id"] == result.message.pk)
+    assert first["translation"]["text"] == "Übersetzt"

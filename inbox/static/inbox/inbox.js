@@ -288,7 +288,8 @@
         when.textContent = s.assignee ? s.assignee.name : modeLabel(s);
       }
       var last = s.last_message;
-      b.appendChild(userText("span", "preview", last ? last.text : ""));
+      // The preview in the agent's language when its translation is done, else as written.
+      b.appendChild(userText("span", "preview", last ? (last.translation || last.text) : ""));
       li.appendChild(b);
       list.appendChild(li);
     });
