@@ -299,3 +299,26 @@ def test_reopening_after_a_gap_resends_what_changed_before_last_seen() -> None:
     )
     first = next(m for m in opened.messages if m["id"] == result.message.pk)
     assert first["translation"]["text"] == "Übersetzt"
+
+
+def test_a_ticket_reply_waits_for_its_translation_without_a_broker() -> None:
+    import threading
+
+    agent = agent_create(online=False)
+    result = _send(None, "أريد التحدث مع موظف", "c1")
+    inbox.visitor_email_leave(conversation=result.conversation, email="salma@example.com")
+    change = inbox.agent_message_send(
+        conversation_id=result.conversation.pk, agent=agent, client_id="a1", text="Hallo!"
+    )
+    from inbox.tasks import ticket_reply_email
+
+    translation_id = change.translations[0].pk
+    timer = threading.Timer(
+        3,
+        lambda: inbox.translation_store(translation_id=translation_id, text="مرحبا!", failed=False),
+    )
+    timer.start()
+    ticket_reply_email.apply(kwargs={"message_id": change.message.pk}, throw=True)
+    timer.join()
+    body = [m for m in mail.outbox if "salma@example.com" in m.to][-1].body
+    assert body.startswith("مرحبا!") and "Hallo!" in body
