@@ -86,6 +86,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.watchdog.cancel()
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self._presence(joined=False)
 
     async def resume(self) -> None:
         """Recover the conversation's replies whose process died (the watchdog's last resort).
@@ -173,6 +174,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             messages = await self.delivery.snapshot(stored)
         elif self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self._presence(joined=False)
             self.group = None
         self.conversation = conversation
         state = await in_thread(inbox_live.conversation_state)(
@@ -330,8 +332,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self._presence(joined=False)
         await self.channel_layer.group_add(name, self.channel_name)
         self.group = name
+        self.presence_of = conversation.pk
+        await self._presence(joined=True)
+
+    async def _presence(self, *, joined: bool) -> None:
+        """Agents see whether the visitor is here (inbox.live.visitor_online); best effort."""
+        conversation_id = getattr(self, "presence_of", None)
+        if conversation_id is None:
+            return
+        try:
+            await inbox_live.presence_change(conversation_id=conversation_id, joined=joined)
+        except Exception:
+            logger.warning(
+                "presence of conversation %s not updated", conversation_id, exc_info=True
+            )
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(frame, ensure_ascii=False))

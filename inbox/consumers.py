@@ -242,6 +242,15 @@ class InboxConsumer(AsyncWebsocketConsumer):
                 {"type": "typing", "conversation_id": event["conversation_id"], "who": "visitor"}
             )
 
+    async def chat_presence(self, event: dict[str, Any]) -> None:
+        await self.send_frame(
+            {
+                "type": "presence",
+                "conversation_id": event["conversation_id"],
+                "online": event["online"],
+            }
+        )
+
     async def inbox_queue(self, event: dict[str, Any]) -> None:
         await self.send_frame(
             {"type": "queue", "conversation_id": event["conversation_id"], "event": event["event"]}

@@ -204,6 +204,39 @@ async def translation_broadcast(row: MessageTranslation) -> None:
     await _layer().group_send(group, event)
 
 
+def _presence_key(conversation_id: uuid.UUID) -> str:
+    return f"inbox:presence:{conversation_id.hex}"
+
+
+def visitor_online(conversation_id: uuid.UUID) -> bool:
+    """Whether a visitor's socket is on the conversation now (any process: the cache is
+    Redis there). Sockets of several tabs are counted; a process killed with sockets open
+    leaves the count high until it expires (a day) or the visitor comes back."""
+    from django.core.cache import cache
+
+    return bool(cache.get(_presence_key(conversation_id)))
+
+
+async def presence_change(*, conversation_id: uuid.UUID, joined: bool) -> None:
+    from django.core.cache import cache
+
+    key = _presence_key(conversation_id)
+    if joined:
+        await cache.aadd(key, 0, timeout=86_400)
+        count = await cache.aincr(key)
+    else:
+        try:
+            count = await cache.adecr(key)
+        except ValueError:  # expired meanwhile
+            count = 0
+        if count <= 0:
+            await cache.adelete(key)
+    await _layer().group_send(
+        agents_group(conversation_id),
+        {"type": "chat.presence", "conversation_id": str(conversation_id), "online": count > 0},
+    )
+
+
 async def typing_broadcast(*, conversation_id: uuid.UUID, who: str, name: str = "") -> None:
     event = {
         "type": "chat.typing",

@@ -89,7 +89,14 @@ def summary(
         "is_ticket": conversation.is_ticket,
         "visitor_email": conversation.visitor_email,
         "translation_enabled": conversation.translation_enabled,
+        "visitor_online": live_online(conversation.pk),
     }
+
+
+def live_online(conversation_id: uuid.UUID) -> bool:
+    from inbox.live import visitor_online
+
+    return visitor_online(conversation_id)
 
 
 def _base() -> QuerySet[Conversation]:

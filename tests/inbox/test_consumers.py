@@ -154,6 +154,9 @@ async def test_handoff_live_both_ways_with_translation_typing_notes_resolve_and_
 async def test_agent_reconnect_gets_what_it_missed_and_the_visitor_reconnect_too() -> None:
     _profile, inbox, cookie = await _agent()
     visitor, conversation_id = await _visitor_asks_for_person()
+    await send(inbox, {"type": "open", "conversation_id": conversation_id, "ref": "o"})
+    opened = await _until(inbox, lambda f: f["type"] == "conversation" and f.get("ref") == "o")
+    assert opened["conversation"]["visitor_online"] is True
     await send(inbox, {"type": "claim", "conversation_id": conversation_id, "ref": "c"})
     await _until(inbox, lambda f: f["type"] == "ok")
     await inbox.disconnect()
@@ -177,6 +180,8 @@ async def test_agent_reconnect_gets_what_it_missed_and_the_visitor_reconnect_too
     )
     sent = await _until(inbox, lambda f: f["type"] == "ack")
     await visitor.disconnect()  # the visitor was away when the agent answered
+    gone = await _until(inbox, lambda f: f["type"] == "presence")
+    assert gone["online"] is False
     visitor = await connect("ar")
     token_welcome = await hello(
         visitor,

@@ -204,6 +204,12 @@
       case "ack": onAck(f); break;
       case "translation": onTranslation(f); break;
       case "typing": if (current && f.conversation_id === current.id && f.who === "visitor") visitorTyping(); break;
+      case "presence":
+        if (current && current.summary && f.conversation_id === current.id) {
+          current.summary.visitor_online = f.online;
+          renderHead();
+        }
+        break;
       case "queue":
         refreshListsSoon();
         if (f.event === "waiting") notifyWaiting(f.conversation_id);
@@ -378,7 +384,7 @@
     $("conv-title").textContent = interpolate(gettext("Visitor in %(language)s"), { language: languageName(s.language) });
     var meta = $("conv-meta");
     meta.textContent = "";
-    var bits = [modeLabel(s)];
+    var bits = [modeLabel(s), s.visitor_online ? gettext("Visitor online") : gettext("Visitor offline")];
     if (s.handoff_reason_label) bits.push(s.handoff_reason_label);
     if (s.team) bits.push(interpolate(gettext("Team: %(team)s"), { team: s.team.name }));
     if (s.is_ticket) bits.push(gettext("Ticket"));
