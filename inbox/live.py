@@ -19,6 +19,7 @@ from chat.asyncdb import in_reply_thread, in_thread
 from chat.models import Conversation, Message, MessageTranslation
 from chat.replies import get_runner, group_name
 from inbox import services
+from inbox.models import AgentProfile
 from inbox.services import Change
 
 logger = logging.getLogger(__name__)
@@ -157,7 +158,10 @@ def _translation_prepare(translation_id: int) -> tuple[MessageTranslation, Any, 
     source = message.language or reply_language(
         text=message.text, conversation_language=message.conversation.language
     )
-    request, protected = translation_request(text=message.text, source=source, target=row.language)
+    names = AgentProfile.objects.exclude(display_name="").values_list("display_name", flat=True)
+    request, protected = translation_request(
+        text=message.text, source=source, target=row.language, names=list(names[:200])
+    )
     return row, request, protected
 
 

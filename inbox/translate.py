@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import regex
@@ -31,6 +32,7 @@ _PROTECTED = regex.compile(
     r"|\b(?:https?://|www\.)[^\s<>()\[\]]+[^\s<>()\[\].,;:!?'\"»」』）]"  # links
     r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # e-mail addresses
     r"|[#@][\w-]{2,}"  # order numbers, handles
+    r"|\+?\d[\d \-()/.]{5,}\d"  # phone numbers, long ids: one span
     r"|[\p{Sc}]?\d[\d.,:/\-]*\d%?|[\p{Sc}]?\d%?",  # numbers, dates, prices
     regex.DOTALL,
 )
@@ -84,9 +86,11 @@ def _language_name(code: str) -> str:
 
 
 def translation_request(
-    *, text: str, source: str, target: str
+    *, text: str, source: str, target: str, names: Sequence[str] = ()
 ) -> tuple[CompletionRequest, Protected]:
-    keep = _do_not_translate(target)
+    """The request that translates TEXT, and what was protected in it: the glossary's terms
+    that are not translated and NAMES (the agents' names) stay exactly as written."""
+    keep = [*_do_not_translate(target), *(name for name in names if len(name) > 1)]
     protected = protect(text, keep=keep)
     glossary = glossary_prompt(language=target)
     system = (

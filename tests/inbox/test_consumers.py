@@ -325,3 +325,40 @@ async def test_an_answer_from_a_ruled_category_hands_off() -> None:
     reply = await Message.objects.select_related("conversation").aget(pk=done["message_id"])
     assert reply.conversation.mode == "bot"
     await other.disconnect()
+
+
+async def test_a_failed_translation_delivers_the_original_marked_then_a_retry_translates() -> None:
+    from chat.llm.base import LLMError
+    from chat.llm.fake import FakeBackend
+
+    _profile, inbox, _cookie = await _agent()
+    visitor, conversation_id = await _visitor_asks_for_person()
+    await send(inbox, {"type": "claim", "conversation_id": conversation_id})
+    await _until(inbox, lambda f: f["type"] == "ok")
+    FakeBackend.script.append(LLMError("engine down"))
+    await send(
+        inbox,
+        {
+            "type": "send",
+            "conversation_id": conversation_id,
+            "client_id": "a1",
+            "text": "Einen Moment bitte.",
+        },
+    )
+    ack = await _until(inbox, lambda f: f["type"] == "ack")
+    failed = await _until(visitor, lambda f: f["type"] == "translation")
+    assert failed["status"] == "failed" and failed["text"] == ""
+    stored = await Message.objects.aget(pk=ack["message_id"])
+    assert stored.text == "Einen Moment bitte."  # delivered as written
+    await send(
+        inbox,
+        {
+            "type": "retranslate",
+            "conversation_id": conversation_id,
+            "message_id": ack["message_id"],
+        },
+    )
+    retried = await _until(visitor, lambda f: f["type"] == "translation")
+    assert retried["status"] == "done" and retried["text"] == "[ar] Einen Moment bitte."
+    await visitor.disconnect()
+    await inbox.disconnect()
