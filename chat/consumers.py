@@ -255,6 +255,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             comment=frame.comment,
         )
         await self.send_frame({"type": "feedback_saved", "message_id": frame.message_id})
+        if frame.rating == "up":
+            change = await in_thread(inbox_services.csat_offer_after_helpful)(
+                conversation=self.conversation
+            )
+            if change is not None:
+                await inbox_live.state_broadcast(change.conversation, queue_event="")
 
     async def on_typing(self) -> None:
         if self.visitor is None:

@@ -78,6 +78,8 @@ async def state_broadcast(conversation: Conversation, *, queue_event: str = "cha
     await layer.group_send(group_name(conversation.pk), {"type": "chat.state", "state": state})
     if conversation.mode == Conversation.Mode.WAITING and queue_event == "changed":
         queue_event = "waiting"
+    if not queue_event:  # nothing the agents' lists show changed
+        return
     await layer.group_send(
         INBOX_GROUP,
         {"type": "inbox.queue", "conversation_id": str(conversation.pk), "event": queue_event},

@@ -456,6 +456,18 @@ def visitor_email_leave(*, conversation: Conversation, email: str) -> Change:
         return Change(conversation=locked, messages=[_system(locked, text)], state_changed=True)
 
 
+def csat_offer_after_helpful(*, conversation: Conversation) -> Change | None:
+    """A bot conversation that ends well (the visitor marked a reply helpful) is rated too:
+    asked once per conversation; None when it was asked already or a person has it."""
+    updated = Conversation.objects.filter(
+        pk=conversation.pk, mode=Conversation.Mode.BOT, csat_requested=False
+    ).update(csat_requested=True, updated_at=timezone.now())
+    if not updated:
+        return None
+    fresh = Conversation.objects.get(pk=conversation.pk)
+    return Change(conversation=fresh, state_changed=True)
+
+
 def csat_save(*, conversation: Conversation, rating: int, comment: str = "") -> Csat:
     if not 1 <= rating <= 5:
         raise errors.InvalidFrame()

@@ -362,3 +362,18 @@ async def test_a_failed_translation_delivers_the_original_marked_then_a_retry_tr
     assert retried["status"] == "done" and retried["text"] == "[ar] Einen Moment bitte."
     await visitor.disconnect()
     await inbox.disconnect()
+
+
+async def test_a_helpful_bot_reply_asks_for_a_rating_once() -> None:
+    visitor = await connect("en")
+    await hello(visitor, locale="en")
+    await send(visitor, {"type": "message", "client_id": "m1", "text": "hi"})
+    done = await _until(visitor, lambda f: f["type"] == "done")
+    await send(visitor, {"type": "feedback", "message_id": done["message_id"], "rating": "up"})
+    state = await _until(visitor, lambda f: f["type"] == "state")
+    assert state["state"]["csat_requested"] is True and state["state"]["mode"] == "bot"
+    await send(visitor, {"type": "csat", "rating": 5})
+    await _until(visitor, lambda f: f["type"] == "csat_saved")
+    csat = await Csat.objects.aget()
+    assert csat.rating == 5 and csat.agent_id is None
+    await visitor.disconnect()
