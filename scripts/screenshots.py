@@ -1,4 +1,4 @@
-"""README's screenshots: the widget answering real questions with the packaged model.
+"""README's screenshots: the widget and the agent inbox with real answers of the packaged model.
 
 Starts Daphne on the embedded defaults (the packaged PostgreSQL with the demo knowledge base,
 the local engine with the packaged Qwen2.5 model: `make screenshots` prepares both), opens the
@@ -6,7 +6,15 @@ demo page in headless Chromium and asks one question in English, Chinese and Ara
 desktop and one on a 360 px phone, waits for each streamed answer and its citations, and writes
 docs/screenshots/answer-*.png. Each reply is generated for real: several minutes on 2 cores.
 
-    .venv/bin/python scripts/screenshots.py [--port 8124] [--out docs/screenshots]
+The inbox step (docs/inbox.md) works on a database of its own (--inbox-db, made anew each run,
+so the demo database gets no agents): Arabic, Spanish and Japanese visitors ask for a person in
+the widget, Anna (German) sees the queue, claims the Arabic conversation and answers it, Karim
+(Arabic) reads the Spanish one; every translation is made by the packaged model. It writes
+docs/screenshots/inbox-queue.png, inbox-conversation.png, inbox-rtl.png and
+widget-agent-reply.png (one to a few minutes on 2 cores).
+
+    .venv/bin/python scripts/screenshots.py [--only answers|inbox] [--port 8124]
+        [--out docs/screenshots] [--inbox-db autoglm_screenshots]
 """
 
 from __future__ import annotations
@@ -42,6 +50,33 @@ SHOTS = [
     ("answer-arabic.png", "ar", (1100, 760), "ما هي حدود التخزين في الخطة المجانية؟"),
     ("answer-phone.png", "en-US", (360, 740), "How do I delete my account?"),
 ]
+
+
+# --- the agent inbox ------------------------------------------------------------------------
+INBOX_VIEWPORT = (1280, 800)
+# (browser locale, what the visitor writes: the first asks for a person, in their language)
+VISITORS = [
+    ("ar", ["أريد التحدث مع موظف من فضلك، طلبي رقم 4521 لم يصل", "أنتظر منذ أسبوعين."]),
+    (
+        "es-ES",
+        [
+            "Quiero hablar con una persona sobre mi factura, por favor.",
+            "Necesito una factura para mi empresa.",
+        ],
+    ),
+    ("ja-JP", ["担当者と話したいです。今月の請求が二重になっています。"]),
+]
+ANNA_REPLY = "Das tut mir leid. Ich prüfe jetzt den Versand Ihrer Bestellung 4521."
+KARIM_REPLY = "مرحبا! سأرسل لك الفاتورة اليوم."
+TRANSLATION_WAIT_S = 180  # per message, on a busy 2-core machine
+# The translation state of the open conversation's messages of ROLE in the inbox.
+TRANSLATIONS_JS = """(role) => {
+    const ms = [...document.querySelectorAll('#messages .msg.' + role)];
+    return {count: ms.length,
+            pending: ms.filter(m => m.querySelector('.tr-note.pending')).length,
+            failed: ms.filter(m => m.querySelector('.tr-note.failed')).length,
+            done: ms.filter(m => m.querySelector('.toggle')).length};
+}"""
 
 
 def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -90,36 +125,270 @@ def shoot(browser: Any, url: str, out: Path, shot: tuple[str, str, tuple[int, in
     context.close()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8124)
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
-    args = parser.parse_args()
-    url = f"http://127.0.0.1:{args.port}"
-    env = {**os.environ, "LOG_LEVEL": "WARNING"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(args.port)]
+def inbox_prepare(database: str) -> dict[str, str]:
+    """DATABASE made anew and migrated, with the agents Anna (German) and Karim (Arabic):
+    {username: key of a signed-in session} (signed with the server's SECRET_KEY, the same
+    environment's)."""
+    if database == "autoglm":
+        raise SystemExit("--inbox-db must not be the demo database (it is dropped and made anew)")
+    os.environ["AUTOGLM_EMBEDDED_DB_NAME"] = database
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autoglm_site.settings")
+    # Playwright's sync API later runs an event loop in this thread; the ORM work is done first.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    sys.path.insert(0, str(ROOT))
+    import psycopg
+    from psycopg import sql
+
+    from autoglm_site.embedded import ensure_database
+
+    pg_dir = ensure_database()
+    if pg_dir is not None:  # the packaged server: drop what an earlier run left
+        with psycopg.connect(
+            host=str(pg_dir), user="postgres", dbname="postgres", autocommit=True
+        ) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+            )
+        ensure_database()
+    import django
+
+    django.setup()
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.auth.models import Group, User
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.core.management import call_command
+
+    from inbox.models import AGENTS_GROUP, AgentProfile
+
+    call_command("migrate", interactive=False, verbosity=0)
+    group, _created = Group.objects.get_or_create(name=AGENTS_GROUP)
+    sessions = {}
+    for username, name, language in (("anna", "Anna", "de"), ("karim", "Karim", "ar")):
+        user = User.objects.create_user(username=username, password=None)
+        user.groups.add(group)
+        AgentProfile.objects.create(
+            user=user, display_name=name, preferred_language=language, languages=[language]
+        )
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.save()
+        assert session.session_key is not None
+        sessions[username] = session.session_key
+    from django.db import connections
+
+    connections.close_all()
+    return sessions
+
+
+def agent_open(browser: Any, url: str, session: str, locale: str) -> Any:
+    width, height = INBOX_VIEWPORT
+    context = browser.new_context(locale=locale, viewport={"width": width, "height": height})
+    context.set_default_timeout(30_000)
+    context.add_cookies([{"name": "sessionid", "value": session, "url": url}])
+    page = context.new_page()
+    page.goto(url + "/inbox/")
+    page.locator("#list").wait_for(state="attached")
+    page.wait_for_function("() => window.AutoGLMInbox && AutoGLMInbox.state().connected")
+    return page
+
+
+def visitor_open(browser: Any, url: str, locale: str) -> Any:
+    context = browser.new_context(locale=locale, viewport={"width": 1100, "height": 760})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    page.goto(url + "/")
+    page.locator("autoglm-chat >> .launch").click()
+    page.locator("autoglm-chat >> textarea").wait_for()
+    return page
+
+
+def visitor_says(page: Any, text: str) -> None:
+    count = page.locator("autoglm-chat >> .m.user").count()
+    textarea = page.locator("autoglm-chat >> textarea")
+    textarea.fill(text)
+    textarea.press("Enter")
+    # Stored (the widget no longer shows it as queued) before the next one is written.
+    page.wait_for_function(
+        f"(n) => [...{ROOT_JS}.querySelectorAll('.m.user')].length > n", arg=count
+    )
+
+
+def wait_translations(page: Any, role: str, count: int) -> float:
+    """Wait until the COUNT messages of ROLE in the open conversation are translated (asking
+    again for a failed visitor's message, up to twice); the seconds it took."""
+    started = time.monotonic()
+    retries = 0
+    deadline = started + TRANSLATION_WAIT_S * count
+    while True:
+        state = page.evaluate(TRANSLATIONS_JS, role)
+        if state["count"] >= count and state["done"] == state["count"]:
+            return time.monotonic() - started
+        if state["failed"]:
+            retry = page.locator(f"#messages .msg.{role} .retry")
+            if role != "user" or retries >= 2 or not retry.count():
+                raise SystemExit(f"the {role} messages' translation failed: {state}")
+            retries += 1
+            print(f"  a translation failed, trying again ({retries})")
+            retry.first.click()
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the {role} messages were not translated in time: {state}")
+        page.wait_for_timeout(500)
+
+
+def no_toast(page: Any, name: str) -> None:
+    toast = page.locator("#toast")
+    if toast.count() and toast.is_visible():
+        raise SystemExit(f"{name}: the inbox shows an error: {toast.inner_text()!r}")
+
+
+def save(page: Any, out: Path, name: str) -> None:
+    page.wait_for_timeout(400)  # let the last frame paint
+    out.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(out / name))
+
+
+def open_row(page: Any, language: str) -> None:
+    page.locator("#list .row", has=page.locator(".lang", has_text=language.upper())).click()
+    page.locator("#conv-body").wait_for()
+    page.locator("#messages .msg.user").first.wait_for()
+
+
+def shoot_inbox(browser: Any, url: str, out: Path, sessions: dict[str, str]) -> None:
+    started = time.monotonic()
+    anna = agent_open(browser, url, sessions["anna"], "de-DE")  # online: visitors are told the wait
+    visitors = {}
+    for locale, texts in VISITORS:
+        page = visitors[locale] = visitor_open(browser, url, locale)
+        for text in texts:
+            visitor_says(page, text)
+    anna.wait_for_function(
+        "(n) => document.querySelectorAll('#list .row').length === n", arg=len(VISITORS)
+    )
+    no_toast(anna, "inbox-queue.png")
+    save(anna, out, "inbox-queue.png")
+    print(f"inbox-queue.png: {len(VISITORS)} waiting ({time.monotonic() - started:.1f} s)")
+
+    # Anna opens the Arabic conversation: the visitor's messages in German.
+    arabic = VISITORS[0][1]
+    open_row(anna, "ar")
+    took = wait_translations(anna, "user", len(arabic))
+    texts = anna.locator("#messages .msg.user .text").all_inner_texts()
+    print(f"  ar -> de in {took:.1f} s: {texts}")
+    anna.locator('[data-action="claim"]').click()
+    anna.locator('[data-action="claim"]').wait_for(state="hidden")
+    anna.locator("#reply").fill(ANNA_REPLY)
+    anna.locator("#reply").press("Control+Enter")
+    anna.locator("#messages .msg.agent").first.wait_for()
+    took = wait_translations(anna, "agent", 1)
+    # The visitor's first message as written (Arabic), the next one in German.
+    anna.locator("#messages .msg.user").first.locator(".toggle").click()
+    anna.locator("#messages .msg.user").first.locator('.toggle[aria-pressed="true"]').wait_for()
+    anna.locator("#conversation").focus()
+    no_toast(anna, "inbox-conversation.png")
+    save(anna, out, "inbox-conversation.png")
+    print(f"inbox-conversation.png: Anna's reply into Arabic in {took:.1f} s")
+
+    # The Arabic visitor reads Anna's reply in Arabic, marked as translated.
+    visitor = visitors[VISITORS[0][0]]
+    visitor.locator("autoglm-chat >> .m.agent .tr").first.wait_for(timeout=60_000)
+    reply = visitor.locator("autoglm-chat >> .m.agent .b").last.inner_text()
+    save(visitor, out, "widget-agent-reply.png")
+    print(f"widget-agent-reply.png: {reply!r}")
+
+    # Karim (Arabic interface, right to left) opens the Spanish conversation and answers it.
+    spanish = VISITORS[1][1]
+    karim = agent_open(browser, url, sessions["karim"], "ar")
+    open_row(karim, "es")
+    took = wait_translations(karim, "user", len(spanish))
+    texts = karim.locator("#messages .msg.user .text").all_inner_texts()
+    print(f"  es -> ar in {took:.1f} s: {texts}")
+    karim.locator("#reply").fill(KARIM_REPLY)
+    karim.locator("#reply").press("Control+Enter")
+    karim.locator("#messages .msg.agent").first.wait_for()
+    took = wait_translations(karim, "agent", 1)
+    karim.locator("#conversation").focus()
+    if karim.locator("html").get_attribute("dir") != "rtl":
+        raise SystemExit("inbox-rtl.png: the Arabic inbox is not right to left")
+    no_toast(karim, "inbox-rtl.png")
+    save(karim, out, "inbox-rtl.png")
+    print(f"inbox-rtl.png: Karim's reply into Spanish in {took:.1f} s")
+    print(f"inbox screenshots in {time.monotonic() - started:.1f} s")
+    for page in [anna, karim, *visitors.values()]:
+        page.context.close()
+
+
+def serve(port: int, env: dict[str, str], quiet: bool = False) -> subprocess.Popen[bytes]:
+    access_log = ["--access-log", os.devnull] if quiet else []
+    return subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), *access_log]
         + ["autoglm_site.asgi:application"],
         cwd=ROOT,
         env=env,
     )
-    try:
-        wait_healthy(url, server)
-        from playwright.sync_api import sync_playwright
 
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
-            )
-            for shot in SHOTS:
-                shoot(browser, url, args.out, shot)
-            browser.close()
-    finally:
-        server.send_signal(signal.SIGTERM)
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def launch(playwright: Any) -> Any:
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8124)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument(
+        "--only", choices=["answers", "inbox"], help="one step: the widget's answers, or the inbox"
+    )
+    parser.add_argument(
+        "--inbox-db",
+        default="autoglm_screenshots",
+        help="the inbox step's database in the packaged PostgreSQL (dropped and made anew)",
+    )
+    args = parser.parse_args()
+    url = f"http://127.0.0.1:{args.port}"
+    from playwright.sync_api import sync_playwright
+
+    if args.only in (None, "answers"):
+        server = serve(args.port, {**os.environ, "LOG_LEVEL": "WARNING"})
         try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+            wait_healthy(url, server)
+            with sync_playwright() as playwright:
+                browser = launch(playwright)
+                for shot in SHOTS:
+                    shoot(browser, url, args.out, shot)
+                browser.close()
+        finally:
+            stop(server)
+    if args.only in (None, "inbox"):
+        sessions = inbox_prepare(args.inbox_db)
+        env = {
+            **os.environ,
+            "AUTOGLM_EMBEDDED_DB_NAME": args.inbox_db,
+            "CHAT_HANDOFF": "on",
+            # The packaged model on 2 cores: a translation may wait behind another one.
+            "INBOX_TRANSLATION_TIMEOUT_SECONDS": "120",
+            "LOG_LEVEL": "WARNING",
+        }
+        server = serve(args.port, env, quiet=True)
+        try:
+            wait_healthy(url, server)
+            with sync_playwright() as playwright:
+                browser = launch(playwright)
+                shoot_inbox(browser, url, args.out, sessions)
+                browser.close()
+        finally:
+            stop(server)
     return 0
 
 
