@@ -215,8 +215,8 @@ class Agent:
             try:
                 while not self.done.is_set():
                     await self._take()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.done.wait(), 0.5)
+                    with contextlib.suppress(TimeoutError):  # the inbox page's throttle
+                        await asyncio.wait_for(self.done.wait(), 1.0)
             finally:
                 reader.cancel()
 

@@ -214,13 +214,16 @@ def _presence_key(conversation_id: uuid.UUID) -> str:
     return f"inbox:presence:{conversation_id.hex}"
 
 
-def visitor_online(conversation_id: uuid.UUID) -> bool:
-    """Whether a visitor's socket is on the conversation now (any process: the cache is
-    Redis there). Sockets of several tabs are counted; a process killed with sockets open
-    leaves the count high until it expires (a day) or the visitor comes back."""
+def visitors_online(ids: list[uuid.UUID]) -> dict[uuid.UUID, bool]:
+    """Whether a visitor's socket is on each conversation now (any process: the cache is
+    Redis there), in one round trip. Sockets of several tabs are counted; a process killed
+    with sockets open leaves the count high until it expires (a day) or the visitor returns."""
     from django.core.cache import cache
 
-    return bool(cache.get(_presence_key(conversation_id)))
+    if not ids:
+        return {}
+    found = cache.get_many([_presence_key(i) for i in ids])
+    return {i: bool(found.get(_presence_key(i))) for i in ids}
 
 
 async def presence_change(*, conversation_id: uuid.UUID, joined: bool) -> None:

@@ -7,8 +7,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q, QuerySet
-from django.utils import timezone
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone, translation
 
 from chat import errors
 from chat.language import reply_language
@@ -45,11 +45,19 @@ def _person(user: Any) -> dict[str, Any] | None:
 
 
 def summary(
-    conversation: Conversation, *, last: Message | None = None, language: str = ""
+    conversation: Conversation,
+    *,
+    last: Message | None = None,
+    language: str = "",
+    online: bool | None = None,
 ) -> dict[str, Any]:
     """A conversation for the lists; LAST (its newest visitor, assistant or agent message) with
     its translation into LANGUAGE (the reading agent's), when one is done."""
     now = timezone.now()
+    with translation.override(language or None):
+        reason_label = (
+            str(conversation.get_handoff_reason_display()) if conversation.handoff_reason else ""
+        )
     waiting = None
     if conversation.mode == Conversation.Mode.WAITING and conversation.handoff_at:
         waiting = int((now - conversation.handoff_at).total_seconds())
@@ -59,9 +67,7 @@ def summary(
         "mode": conversation.mode,
         "status": conversation.status,
         "handoff_reason": conversation.handoff_reason,
-        "handoff_reason_label": str(conversation.get_handoff_reason_display())
-        if conversation.handoff_reason
-        else "",
+        "handoff_reason_label": reason_label,
         "handoff_detail": conversation.handoff_detail,
         "handoff_at": conversation.handoff_at.isoformat() if conversation.handoff_at else None,
         "waiting_seconds": waiting,
@@ -89,14 +95,16 @@ def summary(
         "is_ticket": conversation.is_ticket,
         "visitor_email": conversation.visitor_email,
         "translation_enabled": conversation.translation_enabled,
-        "visitor_online": live_online(conversation.pk),
+        "visitor_online": live_online([conversation.pk])[conversation.pk]
+        if online is None
+        else online,
     }
 
 
-def live_online(conversation_id: uuid.UUID) -> bool:
-    from inbox.live import visitor_online
+def live_online(ids: list[uuid.UUID]) -> dict[uuid.UUID, bool]:
+    from inbox.live import visitors_online
 
-    return visitor_online(conversation_id)
+    return visitors_online(ids)
 
 
 def _base() -> QuerySet[Conversation]:
@@ -156,14 +164,30 @@ def conversations_list(
     order = "handoff_at" if queue == "waiting" else "-updated_at"  # waiting: oldest first
     rows = rows.order_by(order)
     conversations = list(_base().filter(pk__in=rows.values("pk")).order_by(order)[:LIST_LIMIT])
-    last = _last_messages([c.pk for c in conversations])
+    ids = [c.pk for c in conversations]
+    last, online = _last_messages(ids), live_online(ids)
     return {
         "conversations": [
-            summary(c, last=last.get(c.pk), language=agent.preferred_language)
+            summary(c, last=last.get(c.pk), language=agent.preferred_language, online=online[c.pk])
             for c in conversations
         ],
-        "counts": {name: qs.count() for name, qs in queues.items()},
+        "counts": _counts(agent),
     }
+
+
+def _counts(agent: AgentProfile) -> dict[str, int]:
+    """Each queue's size, in one query (the same conditions as _queues)."""
+    open_ = Q(status=Conversation.Status.OPEN)
+    teams = list(agent.teams.values_list("pk", flat=True))
+    counts = Conversation.objects.filter(handoff_at__isnull=False).aggregate(
+        waiting=Count("pk", filter=open_ & Q(mode=Conversation.Mode.WAITING)),
+        mine=Count("pk", filter=open_ & Q(assignee=agent.user)),
+        # An agent in no team: a condition nothing meets (team_id__in=[] matches nothing too).
+        team=Count("pk", filter=open_ & Q(team_id__in=teams or [0])),
+        open=Count("pk", filter=open_),
+        resolved=Count("pk", filter=Q(status=Conversation.Status.CLOSED)),
+    )
+    return {name: int(value or 0) for name, value in counts.items()}
 
 
 def _queues(agent: AgentProfile) -> dict[str, QuerySet[Conversation]]:

@@ -69,6 +69,13 @@ async def test_handoff_live_both_ways_with_translation_typing_notes_resolve_and_
     await send(inbox, {"type": "open", "conversation_id": conversation_id, "ref": "o1"})
     opened = await _until(inbox, lambda f: f["type"] == "conversation" and f.get("ref") == "o1")
     assert opened["conversation"]["handoff_reason"] == "visitor_request"
+    from django.utils import translation
+
+    with translation.override("de"):  # the labels are in the agent's language
+        label = str(Conversation.HandoffReason.VISITOR_REQUEST.label)
+    assert (
+        opened["conversation"]["handoff_reason_label"] == label != "The visitor asked for a person"
+    )
     first = next(m for m in opened["messages"] if m["role"] == "user")
     assert first["text"] == "أريد التحدث مع موظف"
     assert first["translation"]["status"] == "pending"

@@ -43,6 +43,17 @@
     var t = null;
     return function () { clearTimeout(t); t = setTimeout(fn, ms); };
   }
+  // At most one call per MS: the first at once (after a short pause to gather a burst), then
+  // one at the end of each busy stretch. A busy inbox gets a queue event per message: a plain
+  // debounce would put the lists off for as long as messages keep coming.
+  function throttle(fn, ms) {
+    var last = 0, t = null;
+    return function () {
+      if (t) return;
+      var wait = Math.max(150, last + ms - Date.now());
+      t = setTimeout(function () { t = null; last = Date.now(); fn(); }, wait);
+    };
+  }
   function newClientId() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
     return "c" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 12);
@@ -258,7 +269,7 @@
       renderList();
     }).catch(function () { /* kept; the next event or reconnect refreshes */ });
   }
-  var refreshListsSoon = debounce(refreshLists, 250);
+  var refreshListsSoon = throttle(refreshLists, 1000);
 
   function modeLabel(s) {
     if (s.status === "closed") return gettext("Resolved");
