@@ -437,3 +437,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(KNOWLEDGE_SYNC_CHECK_SECONDS),
     },
 }
+# Everything one page costs (resolving, connecting, redirects, the body) ends by this.
+KNOWLEDGE_FETCH_DEADLINE_SECONDS = env_float("KNOWLEDGE_FETCH_DEADLINE_SECONDS", 60.0, minimum=1)
+# A sitemap index listing more sitemaps than this is refused as a whole.
+KNOWLEDGE_SITEMAP_MAX_NESTED = env_int("KNOWLEDGE_SITEMAP_MAX_NESTED", 50, minimum=1)
+# Development and tests only: lets syncs fetch loopback and private addresses (never link-local
+# ones such as the cloud metadata service). Fetched pages are quoted to anonymous visitors.
+KNOWLEDGE_FETCH_ALLOW_PRIVATE = env_bool("KNOWLEDGE_FETCH_ALLOW_PRIVATE", False)

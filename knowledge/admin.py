@@ -20,7 +20,7 @@ from modeltranslation.utils import build_localized_fieldname
 
 from knowledge.models import Article, Category, Chunk, Source, SyncRun
 from knowledge.search import chunk_search
-from knowledge.services import article_index_later, source_sync_later
+from knowledge.services import article_index_later, articles_publish, source_sync_later
 
 
 def _language_fieldsets() -> list[tuple[str, dict[str, Any]]]:
@@ -42,7 +42,7 @@ class ArticleAdmin(TranslationAdmin[Article]):
     list_display = ["__str__", "external_id", "status", "category", "source", "updated_at"]
     list_filter = ["status", "category", "source"]
     search_fields = ["external_id", "title", "body"]
-    actions = ["reindex_now"]
+    actions = ["reindex_now", "publish"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     readonly_fields = ["indexed_hash", "etag", "last_modified", "sitemap_lastmod"]
 
@@ -69,10 +69,25 @@ class ArticleAdmin(TranslationAdmin[Article]):
             request, _("%(count)s articles queued for indexing.") % {"count": queryset.count()}
         )
 
+    @admin.action(description=gettext_lazy("Publish (after review)"))
+    def publish(self, request: HttpRequest, queryset: QuerySet[Article]) -> None:
+        count = articles_publish(article_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(
+            request, _("%(count)s draft articles published.") % {"count": count}, messages.SUCCESS
+        )
+
 
 @admin.register(Source)
 class SourceAdmin(admin.ModelAdmin[Source]):
-    list_display = ["name", "kind", "url", "language", "sync_interval_minutes", "last_synced_at"]
+    list_display = [
+        "name",
+        "kind",
+        "url",
+        "language",
+        "publish_new_pages",
+        "sync_interval_minutes",
+        "last_synced_at",
+    ]
     list_filter = ["kind", "enabled"]
     actions = ["sync_now"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}

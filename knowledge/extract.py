@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import re
 from html.parser import HTMLParser
-from xml.etree import ElementTree
+from xml.etree.ElementTree import ParseError
 
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as xml_fromstring
 from django.utils.translation import gettext as _
 
 from knowledge.fetch import FetchError, decode
@@ -114,11 +116,13 @@ def _pdf(data: bytes, *, fallback: str) -> tuple[str, str]:
 
 def sitemap_entries(xml: str) -> tuple[list[tuple[str, str]], list[str]]:
     """(pages as (loc, lastmod), nested sitemap URLs) of a sitemap or sitemap index."""
-    if re.search(r"<!(DOCTYPE|ENTITY)", xml[:4096], re.IGNORECASE):
-        raise FetchError(_("Sitemaps with a DTD or entities are refused."))
     try:
-        root = ElementTree.fromstring(xml)  # noqa: S314 - no DTD/entities (checked above)
-    except ElementTree.ParseError as exc:
+        # defusedxml: no DTD at all (wherever it starts), so no entity expansion ("billion
+        # laughs") and no external entities.
+        root = xml_fromstring(xml, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as exc:
+        raise FetchError(_("Sitemaps with a DTD or entities are refused.")) from exc
+    except ParseError as exc:
         raise FetchError(_("The sitemap is not valid XML: %(error)s") % {"error": exc}) from exc
     pages: list[tuple[str, str]] = []
     nested: list[str] = []

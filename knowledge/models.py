@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from pgvector.django import HnswIndex, VectorField
@@ -17,6 +20,23 @@ def _cosine_hnsw(name: str, field: str) -> HnswIndex:
     return HnswIndex(
         name=name, fields=[field], m=16, ef_construction=64, opclasses=["vector_cosine_ops"]
     )
+
+
+_DOMAIN = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+
+
+def domain_entries(text: str) -> list[str]:
+    """The host names of an allowed-domains field: one a line, or separated by commas/spaces."""
+    return [entry.lower().rstrip(".") for entry in re.split(r"[\s,]+", text) if entry]
+
+
+def validate_allowed_domains(text: str) -> None:
+    bad = [entry for entry in domain_entries(text) if not _DOMAIN.fullmatch(entry)]
+    if bad:
+        raise ValidationError(
+            _("Not a host name (example.com or *.example.com): %(entries)s"),
+            params={"entries": ", ".join(bad)},
+        )
 
 
 class Source(models.Model):
@@ -35,6 +55,24 @@ class Source(models.Model):
         max_length=10,
         blank=True,
         help_text=_("Language of the content; leave empty to detect it per page."),
+    )
+    allowed_domains = models.TextField(
+        _("allowed domains"),
+        blank=True,
+        validators=[validate_allowed_domains],
+        help_text=_(
+            "Other hosts whose pages this source may sync (sitemap entries, nested sitemaps, "
+            "redirects): one a line; *.example.com allows its subdomains. The host of the URL "
+            "above is always allowed; leave empty to allow only that one."
+        ),
+    )
+    publish_new_pages = models.BooleanField(
+        _("publish new pages"),
+        default=False,
+        help_text=_(
+            "Publish pages found by a sync at once. Off: new pages wait as drafts until "
+            "someone reviews and publishes them; visitors never see drafts."
+        ),
     )
     sync_interval_minutes = models.PositiveIntegerField(
         _("sync every (minutes)"),

@@ -20,7 +20,12 @@ from knowledge.services.indexing import (
     article_versions,
     articles_index,
 )
-from knowledge.services.sync import source_sync, source_sync_later, sources_sync_due
+from knowledge.services.sync import (
+    articles_publish,
+    source_sync,
+    source_sync_later,
+    sources_sync_due,
+)
 
 __all__ = [
     "ImportResult",
@@ -31,6 +36,7 @@ __all__ = [
     "article_versions",
     "articles_import",
     "articles_index",
+    "articles_publish",
     "import_run_record",
     "knowledge_reset",
     "source_sync",

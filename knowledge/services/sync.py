@@ -6,6 +6,7 @@ import logging
 import time
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -14,8 +15,8 @@ from django.utils.translation import gettext as _
 
 from autoglm_site.background import enqueue
 from knowledge.extract import document_from_bytes, html_to_markdown, markdown_title, sitemap_entries
-from knowledge.fetch import FetchError, client, fetch
-from knowledge.models import Article, Source, SyncRun
+from knowledge.fetch import AddressRefused, FetchError, client, fetch, host_allowed
+from knowledge.models import Article, Source, SyncRun, domain_entries
 from knowledge.services.fields import field_name, languages
 from knowledge.services.indexing import Progress, articles_index
 from knowledge.text import detect_language, normalize_language
@@ -107,8 +108,14 @@ def _upsert_page(
             )
         created = article is None
         if article is None:
+            # A page fetched from the web is quoted to anonymous visitors once published: unless
+            # its source says otherwise it waits for review. An uploaded file was chosen by an
+            # admin, its upload is the review.
+            published = source.publish_new_pages or source.kind == Source.Kind.FILE
             article = Article(
-                external_id=external_id, source=source, status=Article.Status.PUBLISHED
+                external_id=external_id,
+                source=source,
+                status=Article.Status.PUBLISHED if published else Article.Status.DRAFT,
             )
         wanted = {
             field_name(name, lang): (value if lang == language else None)
@@ -165,6 +172,12 @@ def _advance(run: SyncRun, progress: Progress | None) -> None:
         progress(run.done, run.total)
 
 
+def _allowed_hosts(source: Source) -> frozenset[str]:
+    """The hosts SOURCE may fetch from: its URL's own, and those its admin listed."""
+    own = urlsplit(source.url).hostname
+    return frozenset([*([own] if own else []), *domain_entries(source.allowed_domains)])
+
+
 def _sync_page(run: SyncRun, source: Source, http: Any, url: str, lastmod: str = "") -> None:
     existing = Article.objects.filter(external_id=url, source=source).first()
     if existing and lastmod and existing.sitemap_lastmod == lastmod and existing.indexed_hash:
@@ -175,6 +188,7 @@ def _sync_page(run: SyncRun, source: Source, http: Any, url: str, lastmod: str =
         url,
         etag=existing.etag if existing else "",
         last_modified=existing.last_modified if existing else "",
+        allowed_hosts=_allowed_hosts(source),
     )
     if fetched.not_modified and existing:
         if lastmod and existing.sitemap_lastmod != lastmod:
@@ -201,41 +215,72 @@ def _sync_page(run: SyncRun, source: Source, http: Any, url: str, lastmod: str =
     _count(run, outcome)
 
 
-def _sitemap_pages(http: Any, url: str, run: SyncRun) -> tuple[list[tuple[str, str]], bool]:
-    """Pages of a sitemap (following sitemap indexes one level); True when it was cut short."""
+def _sitemap_pages(http: Any, source: Source, run: SyncRun) -> tuple[list[tuple[str, str]], bool]:
+    """Pages of SOURCE's sitemap (following a sitemap index one level) on its allowed hosts;
+    True when the list was cut short. FetchError when the sitemap itself cannot be used."""
     limit = settings.KNOWLEDGE_SITEMAP_MAX_URLS
-    fetched = fetch(http, url)
-    pages, nested = sitemap_entries(fetched.text)
+    allowed = _allowed_hosts(source)
+    pages, nested = sitemap_entries(fetch(http, source.url, allowed_hosts=allowed).text)
+    if len(nested) > settings.KNOWLEDGE_SITEMAP_MAX_NESTED:
+        raise FetchError(
+            _(
+                "The sitemap index lists %(count)s sitemaps; at most %(limit)s are followed "
+                "(KNOWLEDGE_SITEMAP_MAX_NESTED)."
+            )
+            % {"count": len(nested), "limit": settings.KNOWLEDGE_SITEMAP_MAX_NESTED}
+        )
+    incomplete = False
     for child in nested:
         if len(pages) >= limit:
             break
         try:
-            child_pages, _grandchildren = sitemap_entries(fetch(http, child).text)
-            pages.extend(child_pages)
+            child_pages, grandchildren = sitemap_entries(
+                fetch(http, child, allowed_hosts=allowed).text
+            )
         except FetchError as exc:
             _record_error(run, child, str(exc))
             return pages, True  # incomplete list: deleting "missing" pages would be wrong
+        if grandchildren:
+            _record_error(run, child, _("A sitemap index inside a sitemap index is not followed."))
+            incomplete = True
+        pages.extend(child_pages)
     truncated = len(pages) > limit
     if truncated:
         _record_error(
             run,
-            url,
+            source.url,
             _("The sitemap lists %(count)s URLs; only the first %(limit)s are synced.")
             % {"count": len(pages), "limit": limit},
         )
     unique: dict[str, str] = {}
     for loc, lastmod in pages[:limit]:
+        host = urlsplit(loc).hostname or ""
+        if not host_allowed(host, allowed):
+            # Not fetched, and not kept either: an article stored from it earlier is deleted.
+            _record_error(
+                run,
+                loc,
+                _(
+                    "%(host)s is not one of this source's allowed domains (add it there to "
+                    "sync it): %(url)s"
+                )
+                % {"host": host, "url": loc},
+            )
+            continue
         unique.setdefault(loc, lastmod)
-    return list(unique.items()), truncated
+    return list(unique.items()), truncated or incomplete
 
 
 def _sync_remote(run: SyncRun, source: Source, progress: Progress | None) -> None:
     with client() as http:
         if source.kind == Source.Kind.SITEMAP:
             try:
-                pages, truncated = _sitemap_pages(http, source.url, run)
+                pages, truncated = _sitemap_pages(http, source, run)
             except FetchError as exc:
                 _record_error(run, source.url, str(exc))
+                if isinstance(exc, AddressRefused):
+                    # Whatever was synced from a refused address earlier must not stay quotable.
+                    _delete_missing(run, source, set())
                 raise _SourceUnreadable from exc
         else:
             pages, truncated = [(source.url, "")], False
@@ -247,7 +292,9 @@ def _sync_remote(run: SyncRun, source: Source, progress: Progress | None) -> Non
             try:
                 _sync_page(run, source, http, url, lastmod)
             except Exception as exc:  # one failed page never aborts the run
-                if not isinstance(exc, FetchError):
+                if isinstance(exc, AddressRefused):
+                    seen.discard(url)  # a copy stored before it was refused goes
+                elif not isinstance(exc, FetchError):
                     logger.exception("sync of %s failed", url)
                 _record_error(run, url, str(exc))
             _advance(run, progress)
@@ -330,6 +377,19 @@ def source_sync(
         run.save()
         Source.objects.filter(pk=source.pk).update(last_synced_at=run.finished_at)
         return run
+
+
+def articles_publish(*, article_ids: list[int]) -> int:
+    """Publish the draft articles among ARTICLE_IDS (pages a sync left for review); how many."""
+    from knowledge.search import index_changed
+
+    with transaction.atomic():
+        count = Article.objects.filter(pk__in=article_ids, status=Article.Status.DRAFT).update(
+            status=Article.Status.PUBLISHED
+        )
+        if count:
+            transaction.on_commit(index_changed)  # search's counts of published chunks
+    return count
 
 
 def sources_sync_due(*, now: Any = None) -> list[int]:

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
@@ -88,7 +89,18 @@ class LoopbackSite:
 
 
 @pytest.fixture
-def site() -> Iterator[LoopbackSite]:
+def site(settings: Any) -> Iterator[LoopbackSite]:
+    """A loopback site a sync may fetch from: private addresses allowed, as in development."""
+    settings.KNOWLEDGE_FETCH_ALLOW_PRIVATE = True
+    server = LoopbackSite()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def hostile_site(settings: Any) -> Iterator[LoopbackSite]:
+    """A loopback site with the production setting: syncs must refuse to fetch from it."""
+    settings.KNOWLEDGE_FETCH_ALLOW_PRIVATE = False
     server = LoopbackSite()
     yield server
     server.close()

@@ -179,6 +179,9 @@ def celery(redis_url: str, transactional_db: None, tmp_path: Path) -> Iterator[C
         "LOG_LEVEL": "INFO",
         # A page held back by the test must not time out before the test kills the worker.
         "KNOWLEDGE_FETCH_TIMEOUT_SECONDS": "300",
+        "KNOWLEDGE_FETCH_DEADLINE_SECONDS": "300",
+        # The pages come from a loopback server.
+        "KNOWLEDGE_FETCH_ALLOW_PRIVATE": "true",
     }
     manager = Celery(broker_url, env, tmp_path, [])
     try:
