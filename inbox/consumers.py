@@ -222,13 +222,10 @@ class InboxConsumer(AsyncWebsocketConsumer):
     async def chat_translation(self, event: dict[str, Any]) -> None:
         if event["role"] != "agent" and event["language"] != self.profile.preferred_language:
             return
-        conversation_id = await in_thread(selectors.message_conversation_id)(
-            message_id=event["message_id"]
-        )
         await self.send_frame(
             {
                 "type": "translation",
-                "conversation_id": conversation_id,
+                "conversation_id": event["conversation_id"],
                 "message_id": event["message_id"],
                 "language": event["language"],
                 "status": event["status"],

@@ -195,6 +195,7 @@ async def translation_broadcast(row: MessageTranslation) -> None:
     message = row.message
     event = {
         "type": "chat.translation",
+        "conversation_id": str(message.conversation_id),
         "message_id": message.pk,
         "role": message.role,
         "language": row.language,

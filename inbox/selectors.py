@@ -329,11 +329,6 @@ def message_for_agent(
     return _agent_payload(message, agent=agent, conversation=conversation), [t.pk for t in pending]
 
 
-def message_conversation_id(*, message_id: int) -> str | None:
-    value = Message.objects.filter(pk=message_id).values_list("conversation_id", flat=True).first()
-    return str(value) if value else None
-
-
 def failed_translation(
     *, conversation_id: uuid.UUID, message_id: int, language: str
 ) -> MessageTranslation | None:
