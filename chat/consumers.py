@@ -10,7 +10,6 @@ from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.utils import translation
 
 from autoglm_site import metrics
 from autoglm_site.catalogues import catalogues_reload_if_changed
@@ -360,12 +359,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps(frame, ensure_ascii=False))
 
     async def send_error(self, error: errors.ChatError, **extra: Any) -> None:
-        with translation.override(self.language):
-            message = error.render()
         metrics.ERRORS.labels(code=error.code).inc()
-        frame = {"type": "error", "code": error.code, "message": message}
-        frame.update({key: value for key, value in extra.items() if value is not None})
-        await self.send_frame(frame)
+        await self.send_frame(errors.error_frame(error, language=self.language, **extra))
 
 
 async def _stored_text(message_id: int) -> str | None:

@@ -22,6 +22,18 @@ class ChatError(Exception):
         return text % self.params if self.params else text
 
 
+def error_frame(error: ChatError, *, language: str, **extra: Any) -> dict[str, Any]:
+    """The `error` frame of the chat and inbox sockets: its message in LANGUAGE; EXTRA fields
+    (client_id, ref...) where given."""
+    from django.utils import translation
+
+    with translation.override(language):
+        message = error.render()
+    frame = {"type": "error", "code": error.code, "message": message}
+    frame.update({key: value for key, value in extra.items() if value is not None})
+    return frame
+
+
 class InvalidJSON(ChatError):
     code = "invalid_json"
     message = _("This message could not be read. Please try again.")

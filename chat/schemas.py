@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -110,6 +110,18 @@ FRAME_TYPES = frozenset(
 
 def frame_parse(raw: str, *, max_bytes: int) -> AnyClientFrame:
     """Parse one text frame; raise a ChatError with a stable code when it is not acceptable."""
+    return json_frame_parse(raw, max_bytes=max_bytes, frame_types=FRAME_TYPES, adapter=_adapter)
+
+
+F = TypeVar("F")
+
+
+def json_frame_parse(
+    raw: str, *, max_bytes: int, frame_types: frozenset[str], adapter: TypeAdapter[F]
+) -> F:
+    """RAW as one of ADAPTER's frames (its `type` one of FRAME_TYPES), or a ChatError with the
+    code of what is wrong: too large, not JSON, not an object, unknown type, bad fields.
+    Shared by the chat and the inbox sockets."""
     if len(raw) > max_bytes or len(raw.encode("utf-8", "surrogatepass")) > max_bytes:
         raise errors.FrameTooLarge()
     try:
@@ -118,9 +130,9 @@ def frame_parse(raw: str, *, max_bytes: int) -> AnyClientFrame:
         raise errors.InvalidJSON() from exc
     if not isinstance(data, dict):
         raise errors.InvalidFrame()
-    if data.get("type") not in FRAME_TYPES:
+    if data.get("type") not in frame_types:
         raise errors.UnknownFrameType()
     try:
-        return _adapter.validate_python(data)
+        return adapter.validate_python(data)
     except ValidationError as exc:
         raise errors.InvalidFrame() from exc

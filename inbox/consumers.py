@@ -9,7 +9,6 @@ import uuid
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.utils import translation
 
 from chat import errors
 from chat.asyncdb import in_thread
@@ -258,8 +257,4 @@ class InboxConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps(frame, ensure_ascii=False, default=str))
 
     async def send_error(self, error: errors.ChatError, **extra: Any) -> None:
-        with translation.override(self.language):
-            message = error.render()
-        frame = {"type": "error", "code": error.code, "message": message}
-        frame.update({key: value for key, value in extra.items() if value is not None})
-        await self.send_frame(frame)
+        await self.send_frame(errors.error_frame(error, language=self.language, **extra))

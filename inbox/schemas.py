@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from chat import errors
-from chat.schemas import ClientId
+from chat.schemas import ClientId, json_frame_parse
 
 MAX_FRAME_BYTES = 65_536
 Ref = Annotated[str, Field(max_length=64)] | None
@@ -107,17 +105,6 @@ FRAME_TYPES = frozenset(
 
 
 def frame_parse(raw: str) -> InboxFrame:
-    if len(raw.encode("utf-8", "surrogatepass")) > MAX_FRAME_BYTES:
-        raise errors.FrameTooLarge()
-    try:
-        data: Any = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise errors.InvalidJSON() from exc
-    if not isinstance(data, dict):
-        raise errors.InvalidFrame()
-    if data.get("type") not in FRAME_TYPES:
-        raise errors.UnknownFrameType()
-    try:
-        return _adapter.validate_python(data)
-    except ValidationError as exc:
-        raise errors.InvalidFrame() from exc
+    return json_frame_parse(
+        raw, max_bytes=MAX_FRAME_BYTES, frame_types=FRAME_TYPES, adapter=_adapter
+    )
