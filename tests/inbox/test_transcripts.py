@@ -184,9 +184,12 @@ def test_page_is_right_to_left_for_arabic_readers(transcript: Transcript, tmp_pa
     def title_box(language: str) -> tuple[float, float]:
         pdf = transcript_pdf(conversation=transcript.conversation, language=language)
         html = _pdftotext(pdf, tmp_path, "-bbox", "-f", "1", "-l", "1")
-        first = re.search(r'<word xMin="([\d.]+)" yMin="[\d.]+" xMax="([\d.]+)"', html)
-        assert first is not None
-        return float(first.group(1)), float(first.group(2))
+        words = re.findall(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)"', html)
+        assert words
+        # The title is the first line: every word drawn at the first word's height (a
+        # translated title may have several words, drawn right to left in Arabic).
+        line = [w for w in words if abs(float(w[1]) - float(words[0][1])) < 1]
+        return min(float(w[0]) for w in line), max(float(w[2]) for w in line)
 
     page_width = 595.27  # A4
     left, _right = title_box("de")
