@@ -11,8 +11,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import polib  # type: ignore[import-untyped]
 from django.conf import settings
@@ -79,13 +82,131 @@ _COPY_IGNORE = shutil.ignore_patterns(
 )
 _NAMED = re.compile(r"%\((\w+)\)[-#0 +]*\d*(?:\.\d+)?[diouxXeEfFgGcrsa]")
 _POSITIONAL = re.compile(r"%(?!\()[-#0 +]*\d*(?:\.\d+)?[diouxXeEfFgGcrsa]")
+_BRACE = re.compile(r"(?<!\{)\{(\w*(?:[.\[][^{}]*)?(?:![rsa])?(?::[^{}]*)?)\}(?!\})")
 _FORMAT_FLAGS = ("python-format", "javascript-format", "python-brace-format")
+# What a browser reads as markup in a translation that Django renders unescaped ({% translate %},
+# {% blocktranslate %}, admin help_text): tags (also unclosed ones), character references, and
+# the characters and words that only matter inside a tag or an attribute. "<" before anything
+# but a letter, "/", "!" or "?" is text to an HTML parser, like ">" and a lone "&".
+_TAG = re.compile(r"<[/!?a-zA-Z][^>]*>?")
+# A named reference without its ";" ("Q&A") counts as a lone "&".
+_REFERENCE = re.compile(r"&(?:#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[a-zA-Z][a-zA-Z0-9]*;)")
+_MARKUP_TEXT = re.compile(r'[<>&"]|(?:java|vb)\s*script\s*:|\bon[a-z]+\s*=', re.IGNORECASE)
 
 
-def _placeholders(text: str) -> tuple[list[str], int]:
-    """Named placeholders (sorted) and the number of positional ones, ignoring "%%"."""
+@dataclass(frozen=True)
+class TranslationProblem:
+    """Why a translation may not be used: it adds or changes markup, or its placeholders differ
+    from the original's. DETAIL is English, for the CI check; the translators' pages say it in
+    the translator's language (autoglm_site.translators)."""
+
+    kind: Literal["markup", "placeholders"]
+    detail: str
+    found: tuple[str, ...] = ()  # the markup or placeholders at fault
+    form: int | None = None  # the plural form, for plural entries
+
+
+def _placeholders(text: str, *, brace: bool = False) -> tuple[list[str], int]:
+    """Named placeholders (sorted; "{name}" ones too when BRACE) and the number of positional
+    ones, ignoring "%%" (and "{{", "}}")."""
     text = text.replace("%%", "")
-    return sorted(_NAMED.findall(text)), len(_POSITIONAL.findall(text))
+    named = _NAMED.findall(text)
+    if brace:
+        named += [
+            "{" + name + "}" for name in _BRACE.findall(text.replace("{{", "").replace("}}", ""))
+        ]
+    return sorted(named), len(_POSITIONAL.findall(text))
+
+
+def _placeholder_texts(*texts: str, brace: bool) -> tuple[str, ...]:
+    """The placeholders of TEXTS as written ("%(limit)d", "{name}"), for messages."""
+    found: set[str] = set()
+    for text in texts:
+        text = text.replace("%%", "")
+        found.update(match.group(0) for match in _NAMED.finditer(text))
+        found.update(match.group(0) for match in _POSITIONAL.finditer(text))
+        if brace:
+            plain = text.replace("{{", "").replace("}}", "")
+            found.update(match.group(0) for match in _BRACE.finditer(plain))
+    return tuple(sorted(found))
+
+
+def _markup(text: str) -> tuple[Counter[str], Counter[str]]:
+    """The tags and character references of TEXT (normalised), and its other markup."""
+    structure: Counter[str] = Counter()
+    for pattern in (_TAG, _REFERENCE):
+        for found in pattern.findall(text):
+            structure[" ".join(found.lower().split())] += 1
+        text = pattern.sub(" ", text)
+    other = Counter(" ".join(found.lower().split()) for found in _MARKUP_TEXT.findall(text))
+    return structure, other
+
+
+def translation_markup_problems(*, original: str, translation: str) -> tuple[str, ...]:
+    """The markup of TRANSLATION that ORIGINAL does not have, or that it lacks of ORIGINAL's.
+
+    Tags and character references must be the original's, no more and no fewer; the other
+    markup characters (a lone "&", ">", a double quote, "javascript:", "onclick=") may be left
+    out but not added. Empty when the translation is safe to render unescaped.
+    """
+    if not translation:
+        return ()
+    structure, other = _markup(translation)
+    expected_structure, expected_other = _markup(original)
+    if structure == expected_structure and not other - expected_other:
+        return ()
+    changed = (structure - expected_structure) + (expected_structure - structure)
+    return tuple(sorted(changed + (other - expected_other)))
+
+
+def entry_is_format(entry: object) -> bool:
+    """Whether ENTRY's strings are formatted with placeholders (and so must keep them)."""
+    flags = getattr(entry, "flags", [])
+    # JavaScript strings carry no format flag; a named placeholder marks them as formats.
+    msgid = str(getattr(entry, "msgid", ""))
+    msgid_plural = str(getattr(entry, "msgid_plural", "") or "")
+    named = _NAMED.search(msgid) or _NAMED.search(msgid_plural)
+    return bool(named) or any(flag in flags for flag in _FORMAT_FLAGS)
+
+
+def translation_problems(
+    entry: object,
+    *,
+    msgstr: str | None = None,
+    msgstr_plural: Mapping[int, str] | None = None,
+    plurals: int = 0,
+) -> list[TranslationProblem]:
+    """What is wrong with ENTRY's translation (or with MSGSTR / MSGSTR_PLURAL, the translation
+    a translator proposes for it): markup the original lacks, placeholders that differ.
+
+    An empty translation is no problem here (gettext shows the original).
+    """
+    msgid = str(getattr(entry, "msgid", ""))
+    msgid_plural = str(getattr(entry, "msgid_plural", "") or "")
+    if msgstr is None:
+        msgstr = str(getattr(entry, "msgstr", "") or "")
+    if msgstr_plural is None:
+        msgstr_plural = getattr(entry, "msgstr_plural", {}) or {}
+    problems: list[TranslationProblem] = []
+    if not msgid_plural:
+        found = translation_markup_problems(original=msgid, translation=msgstr)
+        if found:
+            problems.append(
+                TranslationProblem("markup", f"markup {list(found)} not in the original", found)
+            )
+    else:
+        for index, form in sorted(msgstr_plural.items()):
+            # Each form renders one of the two originals: either one's markup will do.
+            found = translation_markup_problems(original=msgid_plural, translation=form)
+            if found and translation_markup_problems(original=msgid, translation=form):
+                detail = f"form {index} has markup {list(found)} not in the original"
+                problems.append(TranslationProblem("markup", detail, found, index))
+    if entry_is_format(entry):
+        brace = "python-brace-format" in getattr(entry, "flags", [])
+        problems.extend(
+            _placeholder_problems(msgid, msgid_plural, msgstr, msgstr_plural, plurals, brace)
+        )
+    return problems
 
 
 def _entry_key(entry: object) -> tuple[str, str, str]:
@@ -184,34 +305,48 @@ def _check_complete(path: Path) -> list[str]:
         elif not entry.msgstr:
             problems.append(f"{where} is untranslated")
             continue
-        # JavaScript strings carry no format flag; a named placeholder marks them as formats.
-        named = _NAMED.search(entry.msgid) or _NAMED.search(entry.msgid_plural or "")
-        if named or any(flag in entry.flags for flag in _FORMAT_FLAGS):
-            problems.extend(_check_placeholders(where, entry, plurals))
+        problems.extend(
+            f"{where}: {problem.detail}" for problem in translation_problems(entry, plurals=plurals)
+        )
     return problems
 
 
-def _check_placeholders(where: str, entry: object, plurals: int) -> list[str]:
+def _placeholder_problems(
+    msgid: str,
+    msgid_plural: str,
+    msgstr: str,
+    msgstr_plural: Mapping[int, str],
+    plurals: int,
+    brace: bool,
+) -> list[TranslationProblem]:
     """msgfmt does not check every format (named JavaScript ones, plural forms): we do."""
-    msgid = str(getattr(entry, "msgid", ""))
-    msgid_plural = str(getattr(entry, "msgid_plural", "") or "")
     if not msgid_plural:
-        expected = _placeholders(msgid)
-        got = _placeholders(str(getattr(entry, "msgstr", "")))
+        if not msgstr:
+            return []
+        expected = _placeholders(msgid, brace=brace)
+        got = _placeholders(msgstr, brace=brace)
         if got != expected:
-            return [f"{where}: placeholders {got} in the translation, {expected} in the original"]
+            detail = f"placeholders {got} in the translation, {expected} in the original"
+            found = _placeholder_texts(msgid, brace=brace)
+            return [TranslationProblem("placeholders", detail, found)]
         return []
-    allowed = set(_placeholders(msgid)[0]) | set(_placeholders(msgid_plural)[0])
-    forms: dict[int, str] = getattr(entry, "msgstr_plural", {})
+    singular_names = _placeholders(msgid, brace=brace)[0]
+    plural_names = _placeholders(msgid_plural, brace=brace)[0]
+    allowed = set(singular_names) | set(plural_names)
+    written = _placeholder_texts(msgid, msgid_plural, brace=brace)
     problems = []
-    for index in range(plurals):
-        names, _count = _placeholders(forms.get(index, ""))
+    forms = range(plurals) if plurals else sorted(msgstr_plural)
+    for index in forms:
+        names, _count = _placeholders(msgstr_plural.get(index, ""), brace=brace)
         if set(names) - allowed:
-            problems.append(f"{where}: form {index} has unknown placeholders {sorted(names)}")
+            detail = f"form {index} has unknown placeholders {sorted(names)}"
+            problems.append(TranslationProblem("placeholders", detail, written, index))
     # The last form serves the general case ("%(count)d items"): it needs every placeholder.
-    last_names, _count = _placeholders(forms.get(plurals - 1, ""))
-    if set(_placeholders(msgid_plural)[0]) - set(last_names):
-        problems.append(f"{where}: form {plurals - 1} lacks placeholders of {msgid_plural!r}")
+    last = (plurals - 1) if plurals else max(msgstr_plural, default=0)
+    last_names, _count = _placeholders(msgstr_plural.get(last, ""), brace=brace)
+    if msgstr_plural.get(last) and set(plural_names) - set(last_names):
+        detail = f"form {last} lacks placeholders of {msgid_plural!r}"
+        problems.append(TranslationProblem("placeholders", detail, written, last))
     return problems
 
 
@@ -236,8 +371,9 @@ def catalogues_check(
 
     A catalogue is stale when extraction (makemessages, as `make messages` runs it) would add
     or remove a string; incomplete when an entry is untranslated or fuzzy (or the header is);
-    broken when `msgfmt --check` fails or a translation's placeholders differ from the
-    original's. Every language of settings.LANGUAGES but English needs a django.po.
+    broken when `msgfmt --check` fails, a translation's placeholders differ from the
+    original's or it has markup the original lacks (translations are rendered unescaped).
+    Every language of settings.LANGUAGES but English needs a django.po.
     """
     codes = _catalogue_languages(languages or [code for code, _name in settings.LANGUAGES])
     locale_dir = project_dir / "locale"

@@ -26,6 +26,11 @@ urlpatterns = [
         r"^rosetta/files/(?P<po_filter>(?!project/)[\w-]+)/",
         translators.catalogues_outside_project,
     ),
+    # Rosetta's own page of a catalogue, matched first: a save is checked before it is written.
+    re_path(
+        r"^rosetta/files/(?P<po_filter>project)/(?P<lang_id>[\w\-_\.@]+)/(?P<idx>\d+)/$",
+        translators.CheckedTranslationFormView.as_view(),
+    ),
     path("rosetta/", include("rosetta.urls")),
 ]
 # The demo page under a language prefix (/fr/, /zh-hans/); "/" negotiates without one.

@@ -11,7 +11,12 @@ import polib
 import pytest
 from django.conf import settings
 
-from autoglm_site.catalogues import catalogue_path, catalogues_check, catalogues_extract
+from autoglm_site.catalogues import (
+    catalogue_path,
+    catalogues_check,
+    catalogues_extract,
+    translation_markup_problems,
+)
 
 ROOT = Path(settings.BASE_DIR)
 TOO_LONG = "Your message is too long: at most %(limit)d characters are allowed."
@@ -144,3 +149,75 @@ def test_a_language_without_a_catalogue_fails(project: Path) -> None:
     shutil.rmtree(project / "locale" / "ko")
     problems = catalogues_check(project_dir=project, stale=False)
     assert any("ko/LC_MESSAGES/django.po: missing" in problem for problem in problems)
+
+
+TITLE = "Northwind Cloud — Help Center"
+
+
+@pytest.mark.parametrize(
+    "msgstr",
+    [
+        "Northwind Cloud – Hilfe<script>fetch('/admin/auth/user/add/')</script>",
+        '<img src=x onerror="alert(1)">Northwind Cloud – Hilfe',
+        "<svg/onload=alert(1)>Northwind Cloud",
+        "Northwind Cloud &lt;script&gt;",
+        'Northwind" onmouseover="alert(1)',
+        "javascript:alert(1)",
+    ],
+)
+def test_a_planted_translation_with_markup_fails(project: Path, msgstr: str) -> None:
+    _edit(catalogue_path(project / "locale", "de", "django"), TITLE, msgstr=msgstr)
+    problems = catalogues_check(project_dir=project, stale=False)
+    assert any(
+        "de/LC_MESSAGES/django.po" in problem and TITLE in problem and "markup" in problem
+        for problem in problems
+    ), problems
+
+
+def test_a_plural_form_with_markup_fails(project: Path) -> None:
+    path = _french(project, "djangojs")
+    catalogue = polib.pofile(str(path))
+    entry = next(entry for entry in catalogue if entry.msgid_plural)
+    entry.msgstr_plural = {0: "%(count)s caractère", 1: "<b>%(count)s</b> caractères"}
+    catalogue.save()
+    problems = catalogues_check(project_dir=project, stale=False)
+    assert any(entry.msgid in problem and "form 1 has markup" in problem for problem in problems)
+
+
+def test_a_renamed_placeholder_fails(project: Path) -> None:
+    _edit(_french(project), TOO_LONG, msgstr="Trop long : %(maximum)d caractères au plus.")
+    problems = catalogues_check(project_dir=project, stale=False)
+    assert any(TOO_LONG in problem and "placeholders" in problem for problem in problems)
+
+
+@pytest.mark.parametrize(
+    ("original", "translation"),
+    [
+        ("Open <b>%(name)s</b> &amp; more", "Öffne <b>%(name)s</b> &amp; mehr"),
+        ("Terms & conditions", "Allgemeine Geschäftsbedingungen"),  # a lone "&" may go
+        ("Q&A", "F&A"),
+        ("Wait < 5 minutes", "Moins de 5 minutes"),
+        ("He said: “hello”", "Er sagte: „hallo“"),
+        ("Turn it on = now", "Turn it on = now"),
+    ],
+)
+def test_translations_keeping_the_originals_markup_pass(original: str, translation: str) -> None:
+    assert translation_markup_problems(original=original, translation=translation) == ()
+
+
+@pytest.mark.parametrize(
+    ("original", "translation", "found"),
+    [
+        ("Open <b>it</b>", "Öffne es", ("</b>", "<b>")),  # tags dropped
+        ("Open <b>it</b>", "Öffne <i>es</i>", ("</b>", "</i>", "<b>", "<i>")),
+        ("Help", "Hilfe & Rat", ("&",)),
+        ("Help", "Hilfe &#60;", ("&#60;",)),
+        ("Help", "<a href=x", ("<a href=x",)),
+        ("Help", "Hilfe onclick =", ("onclick =",)),
+        ("Help", "JavaScript :alert(1)", ("javascript :",)),
+    ],
+)
+def test_markup_added_or_changed_is_found(
+    original: str, translation: str, found: tuple[str, ...]
+) -> None:
+    assert translation_markup_problems(original=original, translation=translation) == found

@@ -1,4 +1,5 @@
-"""Translators edit the catalogues in the browser (Rosetta) and can do nothing else."""
+"""Translators edit the catalogues in the browser (Rosetta), can do nothing else, and cannot save
+markup or changed placeholders."""
 
 from __future__ import annotations
 
@@ -10,9 +11,18 @@ import polib
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission, User
+from django.contrib.messages import get_messages
 from django.test import Client
+from django.urls import resolve
+from django.utils import translation
+from django.utils.translation import to_locale
 
-from autoglm_site.translators import TRANSLATORS_GROUP
+from autoglm_site.catalogues import translation_problems
+from autoglm_site.translators import (
+    TRANSLATORS_GROUP,
+    CheckedTranslationFormView,
+    translation_refusal,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -158,3 +168,100 @@ def test_saved_translation_takes_effect_without_a_restart(
     assert polib.pofile(str(po_path)).find(MSGID).msgstr == edited
     assert po_path.with_suffix(".mo").stat().st_mtime >= po_path.stat().st_mtime - 1
     assert edited in Client().get("/fr/").content.decode()
+
+
+def _rosetta_field(locale_dir: Path, language: str, domain: str, msgid: str) -> tuple[str, str]:
+    """The URL of the Rosetta page with MSGID and its form field's name (without a form index).
+
+    Rosetta numbers a language's catalogues in file name order and names a field after the
+    md5 of the entry's msgid, msgstr and context."""
+    po_path = locale_dir / to_locale(language) / "LC_MESSAGES" / f"{domain}.po"
+    files = sorted(str(path) for path in po_path.parent.glob("*.po"))
+    entry = polib.pofile(str(po_path)).find(msgid)
+    assert entry is not None, msgid
+    digest = hashlib.md5(  # noqa: S324 - Rosetta's own field naming
+        (entry.msgid + entry.msgstr + (entry.msgctxt or "")).encode()
+    ).hexdigest()
+    return f"/rosetta/files/project/{language}/{files.index(str(po_path))}/", f"m_{digest}"
+
+
+TITLE = "Northwind Cloud — Help Center"
+SCRIPT = "Northwind Cloud – Hilfe<script>fetch('/admin/auth/user/add/')</script>"
+
+
+def test_the_translation_page_is_the_checked_one() -> None:
+    match = resolve("/rosetta/files/project/de/0/")
+    assert match.func.view_class is CheckedTranslationFormView  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "msgstr",
+    [
+        SCRIPT,
+        '<img src=x onerror="alert(1)">Northwind Cloud',
+        "Northwind Cloud &lt;script&gt;",
+        'Northwind" onfocus="alert(1)" autofocus="',
+    ],
+)
+def test_a_translation_adding_markup_is_refused(
+    translator_client: Client, locale_copy: Path, msgstr: str
+) -> None:
+    po_path = locale_copy / "de" / "LC_MESSAGES" / "django.po"
+    before = po_path.read_bytes(), po_path.with_suffix(".mo").read_bytes()
+    url, field = _rosetta_field(locale_copy, "de", "django", TITLE)
+    translator_client.cookies[settings.LANGUAGE_COOKIE_NAME] = "de"
+
+    response = translator_client.post(url + "?query=Northwind", {field: msgstr})
+
+    assert response.status_code == 302
+    assert response["Location"] == url + "?query=Northwind"  # the same page, not the next
+    assert (po_path.read_bytes(), po_path.with_suffix(".mo").read_bytes()) == before
+    shown = [str(message) for message in get_messages(response.wsgi_request)]
+    with translation.override("de"):
+        refusal = translation_refusal(
+            TITLE, translation_problems(polib.POEntry(msgid=TITLE), msgstr=msgstr)[0]
+        )
+    assert shown == [refusal]
+    assert "HTML" in refusal and TITLE in refusal
+    assert "<script>" not in Client().get("/de/").content.decode()
+
+
+def test_a_translation_changing_placeholders_is_refused(
+    translator_client: Client, locale_copy: Path
+) -> None:
+    msgid = "Your message is too long: at most %(limit)d characters are allowed."
+    po_path = locale_copy / "fr" / "LC_MESSAGES" / "django.po"
+    before = polib.pofile(str(po_path)).find(msgid).msgstr
+    url, field = _rosetta_field(locale_copy, "fr", "django", msgid)
+    for msgstr in ("Message trop long.", "Au plus %(maximum)d caractères.", "%(limit)d %(x)s"):
+        response = translator_client.post(url, {field: msgstr}, follow=True)
+        assert polib.pofile(str(po_path)).find(msgid).msgstr == before
+        page = response.content.decode()
+        assert "was not saved" in page and "placeholders" in page and "limit" in page
+
+
+def test_a_plural_form_with_markup_is_refused(translator_client: Client, locale_copy: Path) -> None:
+    msgid = "%(count)s character left"
+    po_path = locale_copy / "de" / "LC_MESSAGES" / "djangojs.po"
+    before = polib.pofile(str(po_path)).find(msgid).msgstr_plural
+    url, field = _rosetta_field(locale_copy, "de", "djangojs", msgid)
+    response = translator_client.post(
+        url, {f"{field}_0": "%(count)s Zeichen", f"{field}_1": "<b>%(count)s</b> Zeichen"}
+    )
+    assert response.status_code == 302
+    assert polib.pofile(str(po_path)).find(msgid).msgstr_plural == before
+
+
+def test_the_safe_translations_of_a_page_are_saved_with_a_refused_one(
+    translator_client: Client, locale_copy: Path
+) -> None:
+    po_path = locale_copy / "de" / "LC_MESSAGES" / "django.po"
+    url, title_field = _rosetta_field(locale_copy, "de", "django", TITLE)
+    _url, field = _rosetta_field(locale_copy, "de", "django", MSGID)
+    edited = "Passwort vergessen: so geht's"
+    response = translator_client.post(url, {title_field: SCRIPT, field: edited})
+    assert response.status_code == 302 and response["Location"] == url
+    catalogue = polib.pofile(str(po_path))
+    assert catalogue.find(MSGID).msgstr == edited
+    assert "<script>" not in catalogue.find(TITLE).msgstr
+    assert edited in Client().get("/de/").content.decode()
