@@ -1,15 +1,18 @@
-"""Interface language of each HTTP request, in the product's order of precedence."""
+"""HTTP middleware: the interface language of each request (in the product's order of
+precedence) and the Content-Security-Policy of the site's pages."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.conf.urls.i18n import is_language_prefix_patterns_used
+from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.middleware.locale import LocaleMiddleware
 from django.urls import translate_url
 from django.utils import translation
 from django.utils.cache import patch_vary_headers
+from django.utils.deprecation import MiddlewareMixin
 
 from autoglm_site.catalogues import catalogues_reload_if_changed
 from autoglm_site.languages import language_supported
@@ -58,4 +61,33 @@ class InterfaceLanguageMiddleware(LocaleMiddleware):
     ) -> HttpResponseBase:
         response = super().process_response(request, response)
         patch_vary_headers(response, ("Cookie",))
+        return response
+
+
+class ContentSecurityPolicyMiddleware(MiddlewareMixin):
+    """settings.SECURE_CSP as the Content-Security-Policy header of every HTML response.
+
+    A response that has its own policy keeps it. The page's WebSocket origin (ws:// and wss://
+    on its host) is added to connect-src, for browsers that do not count it as 'self'.
+    """
+
+    def process_response(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        policy: dict[str, list[str]] = getattr(settings, "SECURE_CSP", {})
+        content_type = response.get("Content-Type", "")
+        if not policy or "Content-Security-Policy" in response:
+            return response
+        if not content_type.startswith(("text/html", "application/xhtml+xml")):
+            return response
+        directives = {name: list(sources) for name, sources in policy.items()}
+        try:
+            host = request.get_host()
+        except DisallowedHost:
+            host = ""
+        if host and "connect-src" in directives:
+            directives["connect-src"] += [f"ws://{host}", f"wss://{host}"]
+        response["Content-Security-Policy"] = "; ".join(
+            " ".join([name, *sources]) for name, sources in directives.items()
+        )
         return response

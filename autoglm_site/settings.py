@@ -79,6 +79,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After WhiteNoise: static files (the embed demo, a stand-in partner page) get no policy.
+    "autoglm_site.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "autoglm_site.middleware.InterfaceLanguageMiddleware",  # LocaleMiddleware, our order
     "django.middleware.common.CommonMiddleware",
@@ -250,6 +252,24 @@ CSRF_COOKIE_SECURE = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Content-Security-Policy of the site's own HTML pages (admin, Rosetta, inbox, demo), in the
+# shape of Django 6's SECURE_CSP. Translations are rendered unescaped, and Rosetta refuses
+# markup in them; should a script get into a catalogue anyway, it does not run. No inline
+# script anywhere ('self' only); inline styles stay allowed (the demo page's <style>, the
+# admin's style attributes, the widget's Shadow DOM). connect-src gets the page's own ws://
+# and wss:// origin too (autoglm_site.middleware). Partner pages embedding the widget keep
+# their own policy.
+SECURE_CSP = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'", "'unsafe-inline'"],
+    "img-src": ["'self'", "data:"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'none'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
 
 # --- Metrics (Prometheus, /metrics; autoglm_site.metrics) ----------------------------------
 # Every process writes its samples to files in this directory and /metrics adds up those of all

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import polib
 import pytest
+from django.conf import settings
 
 from autoglm_site.languages import ALIASES, language_bidi, language_supported
 from tests.e2e.conftest import ChatServer
@@ -62,3 +65,24 @@ def test_widget_and_server_map_every_tag_alike(chat_server: ChatServer, new_page
         code = language_supported(tag) or "en"
         expected[tag] = [code, "rtl" if language_bidi(code) else "ltr"]
     assert chosen == expected
+
+
+def test_plural_forms_follow_the_language_under_our_pages_policy(
+    chat_server: ChatServer, new_page: Any
+) -> None:
+    """The demo page's Content-Security-Policy refuses eval: the widget reads the Plural-Forms
+    rule without it, so Russian counts still take their own forms (1, 2-4, 5-20, 21)."""
+    path = Path(settings.LOCALE_PATHS[0]) / "ru" / "LC_MESSAGES" / "djangojs.po"
+    forms = polib.pofile(str(path)).find("%(count)s character left").msgstr_plural
+    limit = settings.CHAT_MAX_MESSAGE_CHARS
+    page = new_page(locale="ru-RU")
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    page.goto(chat_server.url + "/")
+    page.locator("autoglm-chat >> .launch").click()
+    textarea = page.locator("autoglm-chat >> textarea")
+    for left, form in ((21, 0), (4, 1), (5, 2)):
+        textarea.fill("x" * (limit - left))
+        expected = forms[form].replace("%(count)s", str(left))
+        page.locator("autoglm-chat >> #cnt", has_text=expected).wait_for()
+    assert not [text for text in console if "Content Security Policy" in text]
