@@ -195,6 +195,7 @@ class Agent:
         self.ws: ClientConnection | None = None
         self.mine: set[str] = set()
         self.done = asyncio.Event()
+        self.wake = asyncio.Event()
 
     def _waiting(self) -> list[dict[str, Any]]:
         request = urllib.request.Request(  # noqa: S310 - loopback
@@ -214,9 +215,11 @@ class Agent:
             reader = asyncio.create_task(self._read(ws))
             try:
                 while not self.done.is_set():
+                    self.wake.clear()
                     await self._take()
-                    with contextlib.suppress(TimeoutError):  # the inbox page's throttle
-                        await asyncio.wait_for(self.done.wait(), 1.0)
+                    await asyncio.sleep(1.0)  # the inbox page's throttle
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(), self.args.poll)
             finally:
                 reader.cancel()
 
@@ -280,7 +283,7 @@ class Agent:
                     self.stats.agent_saw[conversation_id].add(message["id"])
                     asyncio.create_task(self._answer(conversation_id, message))
             elif kind == "queue" and frame["event"] == "waiting":
-                asyncio.create_task(self._take())
+                self.wake.set()  # the page refreshes its lists at most once a second too
             elif kind == "error":
                 self.stats.errors.append(f"agent: {frame['code']}")
 
@@ -305,6 +308,7 @@ async def main_async(args: argparse.Namespace) -> int:
     elapsed = time.monotonic() - started
     for agent in agents:
         agent.done.set()
+        agent.wake.set()
     await asyncio.gather(*agent_tasks, return_exceptions=True)
     failures = [r for r in results if isinstance(r, BaseException)]
 
@@ -371,6 +375,9 @@ def main() -> int:
     parser.add_argument("--think", type=float, default=1.0, help="max seconds between messages")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait an answer")
     parser.add_argument("--per-agent", type=int, default=1000, help="conversations per agent")
+    parser.add_argument(
+        "--poll", type=float, default=1.0, help="seconds between an agent's list reads"
+    )
     args = parser.parse_args()
     if not args.url.endswith("/"):
         args.url += "/"
