@@ -105,7 +105,7 @@ lint: install
 	$(PY) -m ruff format --check .
 
 typecheck: install
-	$(PY) -m mypy --cache-dir=/dev/null autoglm_site chat knowledge inbox
+	$(PY) -m mypy --cache-dir=/dev/null autoglm_site chat knowledge inbox privacy
 
 messages: install
 	$(PY) manage.py makemessages --all --no-location --ignore=.venv --ignore=tests --ignore=bench

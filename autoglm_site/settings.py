@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "chat",
     "knowledge",
     "inbox",
+    "privacy",
 ]
 
 MIDDLEWARE = [
@@ -464,3 +465,20 @@ KNOWLEDGE_SITEMAP_MAX_NESTED = env_int("KNOWLEDGE_SITEMAP_MAX_NESTED", 50, minim
 # Development and tests only: lets syncs fetch loopback and private addresses (never link-local
 # ones such as the cloud metadata service). Fetched pages are quoted to anonymous visitors.
 KNOWLEDGE_FETCH_ALLOW_PRIVATE = env_bool("KNOWLEDGE_FETCH_ALLOW_PRIVATE", False)
+
+# --- Privacy (privacy app; docs/privacy.md) -------------------------------------------------
+# Conversations (with their messages, translations, feedback and ratings) whose last activity
+# is older than this many days are deleted by the retention task; 0 keeps them forever.
+PRIVACY_RETENTION_DAYS_CONVERSATIONS = env_int(
+    "PRIVACY_RETENTION_DAYS_CONVERSATIONS", 0, minimum=0
+)
+# The audit trail itself (exports, erasures, purges, staff reading conversations); 0: forever.
+PRIVACY_RETENTION_DAYS_AUDIT = env_int("PRIVACY_RETENTION_DAYS_AUDIT", 0, minimum=0)
+PRIVACY_RETENTION_CHECK_SECONDS = env_int("PRIVACY_RETENTION_CHECK_SECONDS", 3600, minimum=60)
+# E-mail addresses, phone, card, IBAN and national id numbers in what visitors write are
+# replaced by placeholders before the model sees them, and put back in the reply.
+PRIVACY_MASK_PII = env_bool("PRIVACY_MASK_PII", True)
+CELERY_BEAT_SCHEDULE["privacy-retention-purge"] = {
+    "task": "privacy.tasks.retention_purge",
+    "schedule": float(PRIVACY_RETENTION_CHECK_SECONDS),
+}

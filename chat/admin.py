@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 
 from chat.models import Conversation, DecodingPreset, Feedback, GlossaryTerm, Message, Visitor
+from privacy.admin import visitors_erase, visitors_export
 
 
 class MessageInline(admin.TabularInline):
@@ -60,6 +61,21 @@ class ConversationAdmin(admin.ModelAdmin):
     def message_count(self, obj: Conversation) -> int:
         return int(getattr(obj, "message_total", 0))
 
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, object] | None = None,
+    ) -> HttpResponse:
+        from privacy.services import conversation_view_record
+
+        response = super().change_view(request, object_id, form_url, extra_context)
+        obj = getattr(response, "context_data", {}).get("original")
+        if request.method == "GET" and response.status_code == 200 and obj is not None:
+            conversation_view_record(conversation=obj, actor=request.user, via="admin")
+        return response
+
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
@@ -82,6 +98,7 @@ class MessageAdmin(admin.ModelAdmin):
 class VisitorAdmin(admin.ModelAdmin):
     list_display = ("uuid", "external_id", "created_at", "last_seen_at")
     search_fields = ("uuid", "external_id")
+    actions = (visitors_export, visitors_erase)
 
 
 @admin.register(Feedback)

@@ -99,10 +99,12 @@ def transcript(
     request: HttpRequest, agent: AgentProfile, conversation_id: uuid.UUID
 ) -> HttpResponse:
     from inbox.transcripts import transcript_pdf
+    from privacy.services import conversation_view_record
 
     conversation = Conversation.objects.filter(pk=conversation_id).first()
     if conversation is None:
         raise Http404
+    conversation_view_record(conversation=conversation, actor=request.user, via="inbox")
     pdf = transcript_pdf(
         conversation=conversation, language=agent.preferred_language, include_notes=True
     )
