@@ -29,11 +29,20 @@ from chat.glossary import glossary_prompt
 from chat.language import message_is_short, reply_language
 from chat.live import get_live_text
 from chat.llm import get_backend
-from chat.llm.base import Chunk, CompletionRequest, LLMBackend, LLMError, Sampling, Usage
+from chat.llm.base import (
+    ChatTurn,
+    Chunk,
+    CompletionRequest,
+    LLMBackend,
+    LLMError,
+    Sampling,
+    Usage,
+)
 from chat.llm.extractive import ExtractiveBackend
 from chat.models import Conversation, DecodingPreset, Message
 from chat.prompts import MAX_STOPS, PROMPT_MARKERS, prompt_build, turn_note
 from chat.reply_text import ReplyFilter
+from privacy.masking import PiiMasker, PlaceholderRestorer
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +128,10 @@ def _prompt_for(reply: Message) -> CompletionRequest:
         turn_notes=notes,
         glossary=glossary_prompt(language=conversation.language),
     )
+    query = question.text if question is not None else ""
+    originals: dict[str, str] = {}
+    if settings.PRIVACY_MASK_PII:
+        messages, query, originals = _pii_masked(messages, query)
     return CompletionRequest(
         messages=messages,
         sampling=_with_marker_stops(
@@ -126,10 +139,26 @@ def _prompt_for(reply: Message) -> CompletionRequest:
         ),
         affinity_key=str(conversation.pk),
         language=conversation.language,
-        query=question.text if question is not None else "",
+        query=query,
         reply_language=answer_language,
         knowledge=[snippet.as_dict() for snippet in knowledge],
+        pii_originals=originals,
     )
+
+
+def _pii_masked(messages: list[ChatTurn], query: str) -> tuple[list[ChatTurn], str, dict[str, str]]:
+    """The turns and the question with personal data as placeholders (privacy.masking),
+    numbered in the order values first appear in the turns: each turn masks the same in every
+    later prompt, so the prefix cache still covers the history. Replies are masked too: the
+    stored ones hold the restored originals."""
+    masker = PiiMasker()
+    masked = [
+        turn
+        if turn.role == "system"
+        else ChatTurn(role=turn.role, content=masker.mask(turn.content))
+        for turn in messages
+    ]
+    return masked, masker.mask(query), masker.originals
 
 
 def _with_marker_stops(sampling: Sampling) -> Sampling:
@@ -261,11 +290,13 @@ class ReplyRunner:
 
         pump_task: asyncio.Task[None] | None = None
         shown: ReplyFilter | None = None
+        restored: PlaceholderRestorer | None = None
         asked_at: float | None = None
         metrics.REPLIES_STREAMING.inc()
         try:
             request = await in_reply_thread(_prompt_for)(reply)
             shown = ReplyFilter(request.reply_language or request.language)
+            restored = PlaceholderRestorer(dict(request.pii_originals))
             backend = _backend_for(request)
             replica = str(getattr(backend, "name", "") or type(backend).__name__)
             asked_at = time.monotonic()
@@ -297,6 +328,7 @@ class ReplyRunner:
                     break
                 if isinstance(item, Chunk):
                     piece = shown.feed(item.text, verbatim=item.verbatim) if item.text else ""
+                    piece = restored.feed(piece) if piece else ""
                     if piece:
                         if ttft_ms is None:
                             ttft_ms = (time.monotonic() - started) * 1000
@@ -320,7 +352,8 @@ class ReplyRunner:
                         status = Message.Status.CANCELLED
                         break
             if shown is not None:
-                pending += shown.flush()
+                tail = shown.flush()
+                pending += restored.feed(tail) + restored.flush() if restored else tail
             if pending:
                 await flush()
         finally:

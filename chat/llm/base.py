@@ -45,6 +45,9 @@ class CompletionRequest:
     # "answer" (a support reply) or "translate" (inbox.translate: LANGUAGE is the source,
     # REPLY_LANGUAGE the target, QUERY the text with its protected spans as placeholders).
     task: str = "answer"
+    # What each PII placeholder in MESSAGES and QUERY stands for (privacy.masking): for the
+    # reply runner to put the originals back in the reply; never sent to the model.
+    pii_originals: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
