@@ -62,7 +62,7 @@ for _origin in CSRF_TRUSTED_ORIGINS:
 INSTALLED_APPS = [
     "daphne",
     "modeltranslation",
-    "django.contrib.admin",
+    "autoglm_site.admin_apps.AdminConfig",  # django.contrib.admin, sign-in throttled
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -253,6 +253,19 @@ CSRF_COOKIE_SECURE = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HTTPS only in production (`manage.py check --deploy` is clean with the defaults); the
+# embedded local mode serves plain http on loopback. Health probes and /metrics are answered
+# over plain http too: load balancers and scrapers call them on the machine's own address.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not EMBEDDED)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if EMBEDDED else 31_536_000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not EMBEDDED)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not EMBEDDED)
+# Sign-in throttling (autoglm_site.login_throttle): this many failed sign-ins for one user name
+# from one address lock that pair out of /admin/login/ (agents, translators, staff) for
+# ADMIN_LOGIN_LOCKOUT_SECONDS.
+ADMIN_LOGIN_MAX_FAILURES = env_int("ADMIN_LOGIN_MAX_FAILURES", 5, minimum=1)
+ADMIN_LOGIN_LOCKOUT_SECONDS = env_int("ADMIN_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
 # Content-Security-Policy of the site's own HTML pages (admin, Rosetta, inbox, demo), in the
 # shape of Django 6's SECURE_CSP. Translations are rendered unescaped, and Rosetta refuses
 # markup in them; should a script get into a catalogue anyway, it does not run. No inline
@@ -317,8 +330,22 @@ CHAT_REPLY_LEASE_SECONDS = env_float("CHAT_REPLY_LEASE_SECONDS", 15.0, minimum=1
 CHAT_CONTEXT_BUDGET_TOKENS = env_int("CHAT_CONTEXT_BUDGET_TOKENS", 3000, minimum=256)
 CHAT_ASSISTANT_NAME = env_str("CHAT_ASSISTANT_NAME", "Aurora")
 CHAT_ALLOWED_ORIGINS = env_list("CHAT_ALLOWED_ORIGINS", [])  # sites embedding the widget
-# Verifies identities from the host site: hex HMAC-SHA256 of the visitor id with this secret.
+# Signs the host site's visitor identities: short-lived HS256 JWTs (sub = the site's user id,
+# exp, iat, aud = CHAT_IDENTITY_AUDIENCE; docs/widget.md). Empty: identities are refused.
 CHAT_IDENTITY_SECRET = env_str("CHAT_IDENTITY_SECRET", "")
+if CHAT_IDENTITY_SECRET and len(CHAT_IDENTITY_SECRET) < 32:
+    raise ImproperlyConfigured("CHAT_IDENTITY_SECRET must be at least 32 characters long.")
+CHAT_IDENTITY_AUDIENCE = env_str("CHAT_IDENTITY_AUDIENCE", "autoglm-widget")
+CHAT_IDENTITY_LEEWAY_SECONDS = env_int("CHAT_IDENTITY_LEEWAY_SECONDS", 30, minimum=0)
+# The longest an identity may live (exp - iat): a leaked one is not good for long.
+CHAT_IDENTITY_MAX_LIFETIME_SECONDS = env_int(
+    "CHAT_IDENTITY_MAX_LIFETIME_SECONDS", 86_400, minimum=60
+)
+# The old form (hex HMAC-SHA256 of the id: no expiry, replayable), while host sites migrate.
+CHAT_IDENTITY_LEGACY_HMAC = env_bool("CHAT_IDENTITY_LEGACY_HMAC", False)
+# Visitor tokens (kept by the browser; a fresh one comes in every welcome) expire this long
+# after they were issued.
+CHAT_VISITOR_TOKEN_MAX_AGE_DAYS = env_int("CHAT_VISITOR_TOKEN_MAX_AGE_DAYS", 90, minimum=1)
 
 # --- Inference (chat.llm) -------------------------------------------------------------------
 # The router (LLM_BACKEND's default) tries LLM_CHAIN in order, e.g. the vLLM replicas, then the

@@ -23,8 +23,20 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @never_cache
 async def readyz(request: HttpRequest) -> JsonResponse:
+    """200 or 503 for anyone; what each check found (hosts, errors) only for an admitted probe
+    (the bearer METRICS_TOKEN or an address in METRICS_ALLOWED_NETWORKS, as for /metrics)."""
     report = await readiness_report()
-    return JsonResponse(report, status=200 if report["ok"] else 503)
+    status = 200 if report["ok"] else 503
+    admitted = site_metrics.scrape_admitted(
+        authorization=request.headers.get("Authorization", ""),
+        remote_addr=request.META.get("REMOTE_ADDR", ""),
+        forwarded=site_metrics.forwarded(request.headers),
+    )
+    if not admitted:
+        return JsonResponse({"status": "ok" if report["ok"] else "unavailable"}, status=status)
+    return JsonResponse(
+        {"status": "ok" if report["ok"] else "unavailable", **report}, status=status
+    )
 
 
 @never_cache

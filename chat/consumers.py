@@ -144,15 +144,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_hello(self, frame: Hello) -> None:
         visitor = await in_thread(services.visitor_from_token)(token=frame.token)
+        identified = False
         if frame.identity is not None:
             try:
                 visitor = await in_thread(services.visitor_identify)(
                     visitor=visitor,
+                    token=frame.identity.token,
                     external_id=frame.identity.id,
                     signature=frame.identity.signature,
                 )
+                identified = True
             except errors.InvalidIdentity as exc:
                 await self.send_error(exc)  # and go on as the anonymous visitor
+        if visitor.external_id and not identified:
+            # A signed-in user's token on a shared computer, after they left: not theirs to
+            # resume without the host site vouching for them again.
+            raise errors.IdentityRequired()
         self.visitor = visitor
         self.language = language_negotiate(
             requested=frame.locale, accept_language=self.accept_language

@@ -104,6 +104,11 @@ class InvalidIdentity(ChatError):
     message = _("We could not confirm who you are. You can keep chatting as a guest.")
 
 
+class IdentityRequired(ChatError):
+    code = "identity_required"
+    message = _("Please sign in again to continue this conversation.")
+
+
 class AgentRequired(ChatError):
     code = "agent_required"
     message = _("Sign in as an agent to use the inbox.")

@@ -17,10 +17,15 @@ class _Frame(BaseModel):
 
 
 class Identity(_Frame):
-    id: Annotated[str, Field(min_length=1, max_length=255)]
-    name: Annotated[str, Field(max_length=200)] = ""
-    email: Annotated[str, Field(max_length=254)] = ""
-    signature: Annotated[str, Field(max_length=128)] = ""
+    """`{token}` (a JWT from the host site) or the legacy `{id, signature}`. Lengths and
+    contents are checked by chat.services.identity_verify: a bad identity is answered with
+    `invalid_identity` and the hello goes on, not refused as a whole."""
+
+    token: str = ""
+    id: str = ""
+    name: str = ""
+    email: str = ""
+    signature: str = ""
 
 
 class Hello(_Frame):

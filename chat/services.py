@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import jwt
 from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
@@ -31,34 +32,109 @@ _ACTIVE = (Message.Status.PENDING, Message.Status.STREAMING)
 
 # --- Visitors -------------------------------------------------------------------------------
 def visitor_token(*, visitor: Visitor) -> str:
+    """A signed token naming VISITOR; it carries its time of issue (see visitor_from_token)."""
     return signing.dumps(str(visitor.uuid), salt=_TOKEN_SALT, compress=False)
 
 
 def visitor_from_token(*, token: str | None) -> Visitor:
-    """The visitor a token names, or a new visitor when there is no token. Bad token: error."""
+    """The visitor a token names, or a new visitor when there is no token. Bad token: error.
+
+    A token is good for CHAT_VISITOR_TOKEN_MAX_AGE_DAYS after it was issued; every welcome
+    brings a fresh one, so a visitor who comes back within that time never notices.
+    """
     if not token:
         return Visitor.objects.create()
+    max_age = timedelta(days=settings.CHAT_VISITOR_TOKEN_MAX_AGE_DAYS)
     try:
-        visitor_uuid = uuid.UUID(signing.loads(token, salt=_TOKEN_SALT))
+        visitor_uuid = uuid.UUID(signing.loads(token, salt=_TOKEN_SALT, max_age=max_age))
     except (signing.BadSignature, ValueError, TypeError) as exc:
         raise errors.InvalidToken() from exc
     visitor, _created = Visitor.objects.get_or_create(uuid=visitor_uuid)
     return visitor
 
 
-def visitor_identify(*, visitor: Visitor, external_id: str, signature: str) -> Visitor:
-    """The visitor for an identity signed by the host site (HMAC-SHA256 of the id).
+@dataclass(frozen=True)
+class VerifiedIdentity:
+    external_id: str
+    name: str = ""
+    email: str = ""
+
+
+_IDENTITY_MAX_CHARS = 4096
+_EXTERNAL_ID_MAX_CHARS = 255
+
+
+def _external_id_valid(external_id: object) -> bool:
+    if not isinstance(external_id, str) or not 0 < len(external_id) <= _EXTERNAL_ID_MAX_CHARS:
+        return False
+    return all(_code_point_allowed(char) and char not in "\n\t" for char in external_id)
+
+
+def _identity_from_jwt(token: str) -> VerifiedIdentity:
+    secret: str = settings.CHAT_IDENTITY_SECRET
+    if not secret or len(token) > _IDENTITY_MAX_CHARS or not token.isascii():
+        raise errors.InvalidIdentity()
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=["HS256"],
+            audience=settings.CHAT_IDENTITY_AUDIENCE,
+            leeway=settings.CHAT_IDENTITY_LEEWAY_SECONDS,
+            options={"require": ["sub", "exp", "iat", "aud"]},
+        )
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        raise errors.InvalidIdentity() from exc
+    issued, expires = claims["iat"], claims["exp"]
+    if not all(isinstance(value, int | float) for value in (issued, expires)):
+        raise errors.InvalidIdentity()
+    if expires - issued > settings.CHAT_IDENTITY_MAX_LIFETIME_SECONDS:
+        raise errors.InvalidIdentity()  # not short-lived: a leaked one would be good for long
+    if not _external_id_valid(claims["sub"]):
+        raise errors.InvalidIdentity()
+    name, email = claims.get("name", ""), claims.get("email", "")
+    return VerifiedIdentity(
+        external_id=claims["sub"],
+        name=name[:200] if isinstance(name, str) else "",
+        email=email[:254] if isinstance(email, str) else "",
+    )
+
+
+def _identity_from_hmac(external_id: str, signature: str) -> VerifiedIdentity:
+    secret: str = settings.CHAT_IDENTITY_SECRET
+    if not (secret and settings.CHAT_IDENTITY_LEGACY_HMAC and _external_id_valid(external_id)):
+        raise errors.InvalidIdentity()
+    presented = signature.strip().lower()
+    if not presented.isascii() or len(presented) != 64:
+        raise errors.InvalidIdentity()
+    expected = hmac.new(secret.encode(), external_id.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected.encode(), presented.encode()):
+        raise errors.InvalidIdentity()
+    return VerifiedIdentity(external_id=external_id)
+
+
+def identity_verify(
+    *, token: str = "", external_id: str = "", signature: str = ""
+) -> VerifiedIdentity:
+    """The identity the host site vouches for: a JWT TOKEN (HS256 with CHAT_IDENTITY_SECRET,
+    audience CHAT_IDENTITY_AUDIENCE, unexpired), or, only with CHAT_IDENTITY_LEGACY_HMAC, the
+    old EXTERNAL_ID + hex HMAC SIGNATURE. Anything else raises InvalidIdentity, never more."""
+    if token:
+        return _identity_from_jwt(token)
+    return _identity_from_hmac(external_id, signature)
+
+
+def visitor_identify(
+    *, visitor: Visitor, token: str = "", external_id: str = "", signature: str = ""
+) -> Visitor:
+    """The visitor for an identity signed by the host site (identity_verify).
 
     A signed-in user keeps one visitor (and so their conversations) across devices; an
     anonymous visitor who signs in becomes that user. Without CHAT_IDENTITY_SECRET, or with a
-    bad signature, the identity is refused and the visitor stays as they were.
+    bad, expired or foreign identity, it is refused and the visitor stays as they were.
     """
-    secret = settings.CHAT_IDENTITY_SECRET
-    if not secret:
-        raise errors.InvalidIdentity()
-    expected = hmac.new(secret.encode(), external_id.encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, signature.strip().lower()):
-        raise errors.InvalidIdentity()
+    identity = identity_verify(token=token, external_id=external_id, signature=signature)
+    external_id = identity.external_id
     if visitor.external_id == external_id:
         return visitor
     owner = Visitor.objects.filter(external_id=external_id).order_by("id").first()

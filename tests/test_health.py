@@ -90,3 +90,51 @@ def test_readyz_fails_while_redis_is_stopped(client: Client, settings, private_r
     assert body["ok"] is False
     assert body["checks"]["channel_layer"]["ok"] is False
     assert body["checks"]["database"]["ok"] is True
+
+
+def test_readyz_tells_an_unadmitted_caller_only_the_status(client: Client) -> None:
+    response = client.get("/readyz", REMOTE_ADDR="203.0.113.9")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    # Through a proxy the peer address is the proxy's: loopback does not admit it either.
+    proxied = client.get("/readyz", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    assert proxied.json() == {"status": "ok"}
+
+
+def test_readyz_shows_details_to_a_probe_with_the_token(client: Client, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.METRICS_TOKEN = "probe-token-0123456789"  # noqa: S105 - test value
+    response = client.get(
+        "/readyz",
+        REMOTE_ADDR="203.0.113.9",
+        HTTP_AUTHORIZATION="Bearer probe-token-0123456789",
+    )
+    body = response.json()
+    assert response.status_code == 200 and body["status"] == "ok"
+    assert set(body["checks"]) == {"database", "channel_layer", "llm"}
+    wrong = client.get("/readyz", REMOTE_ADDR="203.0.113.9", HTTP_AUTHORIZATION="Bearer nope")
+    assert wrong.json() == {"status": "ok"}
+
+
+def test_readyz_unavailable_hides_the_error_from_strangers(client: Client, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [f"redis://127.0.0.1:{_free_port()}/0"]},
+        }
+    }
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    try:
+        response = client.get("/readyz", REMOTE_ADDR="203.0.113.9")
+    finally:
+        channel_layers.backends.clear()
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable"}
+
+
+def test_https_redirect_spares_the_probes(client: Client, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/").status_code == 301
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200

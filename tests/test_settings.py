@@ -85,3 +85,30 @@ def test_bad_value_stops_start_up_naming_the_variable(env: dict[str, str], names
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert names in result.stderr.splitlines()[-1]
+
+
+def test_deploy_check_is_clean_with_production_defaults() -> None:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SECURE_", "SESSION_", "CSRF_"))
+        and k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "AUTOGLM_ALLOW_DEBUG"}
+    }
+    env = {
+        **clean,
+        **GOOD_PRODUCTION,
+        "DJANGO_SETTINGS_MODULE": "autoglm_site.settings",
+        # A key the deploy check accepts: 50 characters or more, of many different ones.
+        "SECRET_KEY": "k3Yb7-Qz!pW9mR2xT_vL5nC8hJ4dF6sA0eG1uI%oP^yZ&Hq7Vw2Lm4Nc9Rt6Xs",
+        "CHAT_IDENTITY_SECRET": "s" * 40,
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout, result.stdout + result.stderr

@@ -442,13 +442,31 @@ async def test_reply_carries_citations_of_the_knowledge_it_was_given(monkeypatch
     await again.disconnect()
 
 
-async def test_signed_identity_finds_the_users_conversations_on_another_device(settings) -> None:  # type: ignore[no-untyped-def]
-    import hashlib
-    import hmac
+IDENTITY_SECRET = "host-site-secret-for-tests-0123456789abcdef"  # noqa: S105 - test value
 
-    settings.CHAT_IDENTITY_SECRET = "site-secret"
-    signature = hmac.new(b"site-secret", b"user-42", hashlib.sha256).hexdigest()
-    identity = {"id": "user-42", "name": "Lina", "signature": signature}
+
+def _identity_jwt(sub: str = "user-42", lifetime: int = 300, **claims: object) -> str:
+    import time
+
+    import jwt
+
+    now = int(time.time())
+    payload = {"sub": sub, "iat": now, "exp": now + lifetime, "aud": "autoglm-widget", **claims}
+    return jwt.encode(payload, IDENTITY_SECRET, algorithm="HS256")
+
+
+@pytest.fixture
+def identity_secret(settings):  # type: ignore[no-untyped-def]
+    settings.CHAT_IDENTITY_SECRET = IDENTITY_SECRET
+    settings.CHAT_IDENTITY_AUDIENCE = "autoglm-widget"
+    settings.CHAT_IDENTITY_LEGACY_HMAC = False
+    return settings
+
+
+async def test_signed_identity_finds_the_users_conversations_on_another_device(
+    identity_secret,  # type: ignore[no-untyped-def]
+) -> None:
+    identity = {"token": _identity_jwt(name="Lina")}
     laptop, _ = await _start(identity=identity)
     ack, _frames = await _ask(laptop, "from-laptop", "Hello from my laptop")
     phone = await connect()  # no token: another device
@@ -458,18 +476,67 @@ async def test_signed_identity_finds_the_users_conversations_on_another_device(s
     assert (await Conversation.objects.aget(pk=ack["conversation_id"])).visitor_id == visitor.pk
 
     forger = await connect()
+    forged = {"token": _identity_jwt()[:-4] + "AAAA"}
     await send(
-        forger,
-        {
-            "type": "hello",
-            "identity": {**identity, "signature": "0" * 64},
-            "conversation_id": ack["conversation_id"],
-        },
+        forger, {"type": "hello", "identity": forged, "conversation_id": ack["conversation_id"]}
     )
     assert (await receive(forger))["code"] == "invalid_identity"
     assert (await receive(forger))["code"] == "conversation_not_found"
     for communicator in (laptop, phone, forger):
         await communicator.disconnect()
+
+
+async def test_signed_in_visitor_cannot_be_resumed_without_an_identity(identity_secret) -> None:  # type: ignore[no-untyped-def]
+    laptop, welcome = await _start(identity={"token": _identity_jwt()})
+    ack, _frames = await _ask(laptop, "mine", "My order number is 1234")
+    await laptop.disconnect()
+    # The next person at this computer: the same stored token and conversation, no identity.
+    shared = await connect(accept_language="fr")
+    resume = {"token": welcome["token"], "conversation_id": ack["conversation_id"]}
+    await send(shared, {"type": "hello", "locale": "fr", **resume})
+    frame = await receive(shared)
+    assert frame["type"] == "error" and frame["code"] == "identity_required"
+    assert frame["message"] == str(errors_identity_required_fr())
+    # Nor with an expired identity: refused, then required.
+    expired = {"token": _identity_jwt(lifetime=-120)}
+    await send(shared, {"type": "hello", "locale": "fr", "identity": expired, **resume})
+    assert (await receive(shared))["code"] == "invalid_identity"
+    assert (await receive(shared))["code"] == "identity_required"
+    # Starting fresh (no token) works, as a new anonymous visitor.
+    fresh = await hello(shared, locale="fr")
+    assert fresh["conversation_id"] is None and fresh["token"] != welcome["token"]
+    await shared.disconnect()
+
+
+def errors_identity_required_fr() -> str:
+    from django.utils import translation
+
+    from chat import errors
+
+    with translation.override("fr"):
+        return errors.IdentityRequired().render()
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [
+        {"id": "user-42", "signature": "é" * 64},  # non-ASCII: compare_digest used to raise
+        {"id": "user-42", "signature": "a" * 5000},
+        {"token": "x" * 12_000},
+        {"token": "ü.ü.ü"},
+        {"id": "", "signature": ""},
+    ],
+)
+async def test_bad_identity_gets_invalid_identity_and_the_hello_goes_on(
+    identity_secret,
+    identity: dict[str, str],  # type: ignore[no-untyped-def]
+) -> None:
+    identity_secret.CHAT_IDENTITY_LEGACY_HMAC = True
+    communicator = await connect()
+    await send(communicator, {"type": "hello", "identity": identity})
+    assert (await receive(communicator))["code"] == "invalid_identity"
+    assert (await receive(communicator))["type"] == "welcome"
+    await communicator.disconnect()
 
 
 async def test_prompt_asks_for_the_visitors_language_and_stays_a_prefix(monkeypatch) -> None:  # type: ignore[no-untyped-def]

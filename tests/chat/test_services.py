@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import hashlib
+import hmac
+import time
+from datetime import UTC, datetime, timedelta
+from unittest import mock
 
+import jwt
 import pytest
 from django.utils import timezone
 
@@ -67,6 +72,124 @@ def test_visitor_token_round_trip_and_forgery(visitor: Visitor) -> None:
     with pytest.raises(errors.InvalidToken):
         services.visitor_from_token(token=token[:-2] + "xx")
     assert services.visitor_from_token(token=None) != visitor
+
+
+def test_visitor_token_expires_after_max_age_and_a_fresh_one_still_works(
+    visitor: Visitor,
+    settings,  # type: ignore[no-untyped-def]
+) -> None:
+    settings.CHAT_VISITOR_TOKEN_MAX_AGE_DAYS = 90
+    issued_long_ago = time.time() - 91 * 86400
+    with mock.patch("django.core.signing.time.time", return_value=issued_long_ago):
+        old = services.visitor_token(visitor=visitor)
+    with pytest.raises(errors.InvalidToken):
+        services.visitor_from_token(token=old)
+    # A token from a week ago (an older welcome's) still works next to the rotated one.
+    with mock.patch("django.core.signing.time.time", return_value=time.time() - 7 * 86400):
+        week_old = services.visitor_token(visitor=visitor)
+    assert services.visitor_from_token(token=week_old) == visitor
+    fresh = services.visitor_token(visitor=visitor)
+    assert services.visitor_from_token(token=fresh) == visitor
+
+
+# --- Signed identities (JWTs from the host site) ----------------------------------------------
+SECRET = "host-site-secret-for-tests-0123456789abcdef"  # noqa: S105 - test value
+
+
+@pytest.fixture
+def identity_settings(settings):  # type: ignore[no-untyped-def]
+    settings.CHAT_IDENTITY_SECRET = SECRET
+    settings.CHAT_IDENTITY_AUDIENCE = "autoglm-widget"
+    settings.CHAT_IDENTITY_LEEWAY_SECONDS = 0
+    settings.CHAT_IDENTITY_LEGACY_HMAC = False
+    return settings
+
+
+def _jwt(key: str = SECRET, lifetime: float = 300, **claims: object) -> str:
+    now = int(time.time())
+    payload = {"sub": "user-42", "iat": now, "exp": now + lifetime, "aud": "autoglm-widget"}
+    payload.update(claims)
+    return jwt.encode({k: v for k, v in payload.items() if v is not None}, key, algorithm="HS256")
+
+
+def test_identity_jwt_links_the_visitor_to_the_user(visitor: Visitor, identity_settings) -> None:  # type: ignore[no-untyped-def]
+    token = _jwt(name="Lina", email="lina@example.com")
+    assert services.identity_verify(token=token) == services.VerifiedIdentity(
+        external_id="user-42", name="Lina", email="lina@example.com"
+    )
+    assert services.visitor_identify(visitor=visitor, token=token) == visitor
+    visitor.refresh_from_db()
+    assert visitor.external_id == "user-42"
+
+
+def _unsigned() -> str:
+    now = int(time.time())
+    claims = {"sub": "user-42", "iat": now, "exp": now + 300, "aud": "autoglm-widget"}
+    return jwt.encode(claims, "", algorithm="none")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param(_jwt(lifetime=-60), id="expired"),
+        pytest.param(_jwt(aud="another-app"), id="wrong-audience"),
+        pytest.param(_jwt(aud=None), id="no-audience"),
+        pytest.param(_jwt(exp=None), id="no-expiry"),
+        pytest.param(_jwt(key="someone-elses-secret-0123456789abcdef"), id="wrong-key"),
+        pytest.param(_jwt(lifetime=30 * 86400), id="too-long-lived"),
+        pytest.param(_jwt(sub=""), id="empty-subject"),
+        pytest.param(_jwt(sub="x" * 300), id="huge-subject"),
+        pytest.param(_jwt(sub="tab\tin-id"), id="control-in-subject"),
+        pytest.param(_unsigned(), id="alg-none"),
+        pytest.param("not.a.jwt", id="malformed"),
+        pytest.param("é" * 40, id="non-ascii"),
+        pytest.param("a" * 100_000, id="huge"),
+    ],
+)
+def test_bad_identity_is_refused_and_never_raises_anything_else(
+    visitor: Visitor,
+    identity_settings,
+    token: str,  # type: ignore[no-untyped-def]
+) -> None:
+    with pytest.raises(errors.InvalidIdentity):
+        services.visitor_identify(visitor=visitor, token=token)
+    visitor.refresh_from_db()
+    assert visitor.external_id == ""
+
+
+def test_identity_replayed_after_expiry_is_refused(visitor: Visitor, identity_settings) -> None:  # type: ignore[no-untyped-def]
+    token = _jwt(lifetime=300)
+    assert services.identity_verify(token=token).external_id == "user-42"
+    later = time.time() + 301
+    with mock.patch("jwt.api_jwt.datetime") as clock:
+        clock.now.return_value = datetime.fromtimestamp(later, tz=UTC)
+        with pytest.raises(errors.InvalidIdentity):
+            services.identity_verify(token=token)
+
+
+def test_identity_needs_a_secret(visitor: Visitor, identity_settings) -> None:  # type: ignore[no-untyped-def]
+    token = _jwt()
+    identity_settings.CHAT_IDENTITY_SECRET = ""
+    with pytest.raises(errors.InvalidIdentity):
+        services.visitor_identify(visitor=visitor, token=token)
+
+
+def test_legacy_hmac_identity_only_when_allowed(visitor: Visitor, identity_settings) -> None:  # type: ignore[no-untyped-def]
+    signature = hmac.new(SECRET.encode(), b"user-7", hashlib.sha256).hexdigest()
+    with pytest.raises(errors.InvalidIdentity):  # off by default: replayable forever
+        services.visitor_identify(visitor=visitor, external_id="user-7", signature=signature)
+    identity_settings.CHAT_IDENTITY_LEGACY_HMAC = True
+    assert (
+        services.visitor_identify(
+            visitor=visitor, external_id="user-7", signature=signature.upper()
+        ).external_id
+        == "user-7"
+    )
+    for bad in ("0" * 64, "é" * 64, "\ud800" * 64, signature[:-1], "f" * 10_000):
+        with pytest.raises(errors.InvalidIdentity):
+            services.identity_verify(external_id="user-7", signature=bad)
+    with pytest.raises(errors.InvalidIdentity):
+        services.identity_verify(external_id="user-\ud800", signature=signature)
 
 
 def test_claim_takes_replies_in_order_and_one_at_a_time(visitor: Visitor) -> None:

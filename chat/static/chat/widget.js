@@ -95,9 +95,16 @@
   // (autoglm_site.languages), so a browser tag maps as Accept-Language does there.
   var site = { languages: [{ code: "en", name: "English", bidi: false }], aliases: {},
     default_language: "en", max_message_chars: 4000, assistant_name: "Assistant" };
-  // Signed visitor identity (data-visitor-id + data-visitor-signature, or identify()): sent in
-  // hello; the server does not verify it yet (docs/widget.md, TODO).
-  var identity = data.visitorId ? { id: data.visitorId, signature: data.visitorSignature || "" } : null;
+  // Signed visitor identity, sent in every hello: data-visitor-token (a short-lived JWT minted by
+  // the host site) or identify({token}); the legacy data-visitor-id + data-visitor-signature
+  // (HMAC) only where the server still accepts it (docs/widget.md).
+  function identityOf(who) {
+    if (!who) return null;
+    if (who.token) return { token: String(who.token) };
+    return who.id ? { id: String(who.id), name: who.name || "", email: who.email || "", signature: who.signature || "" } : null;
+  }
+  var identity = identityOf(data.visitorToken ? { token: data.visitorToken } :
+    data.visitorId ? { id: data.visitorId, signature: data.visitorSignature } : null);
 
   // Mirrors autoglm_site.languages.language_supported: the tag's prefixes, then its language
   // with each later subtag (zh-yue-hk -> zh-hk), then the language alone, each through the
@@ -856,7 +863,7 @@
     if (f.type === "welcome") {
       ready = true; everReady = true; attempt = 0;
       clearTimeout(connTimer); setConn("");
-      state.token = f.token;
+      state.token = f.token; state.signed_in = !!identity;
       if (f.limits && f.limits.max_message_chars) maxChars = f.limits.max_message_chars;
       if (f.conversation_id) state.conversation_id = f.conversation_id;
       if (f.language) state.conv_language = f.language;
@@ -926,9 +933,12 @@
       emit("reply", m);
     } else if (f.type === "error") {
       if (f.code === "handoff_unavailable") { hs.asked = false; if (state.human) state.human.handoff_available = false; }
-      if (f.code === "invalid_token" || f.code === "conversation_not_found") {
-        if (f.code === "invalid_token") state.token = null;
+      if (f.code === "invalid_token" || f.code === "conversation_not_found" || f.code === "identity_required") {
+        // identity_required: a signed-in user's conversation, and this page no longer vouches
+        // for them (they signed out, or someone else is at the computer): start afresh.
+        if (f.code !== "conversation_not_found") { state.token = null; state.outbox = []; }
         state.conversation_id = null; state.messages = [];
+        saveNow(); render();
         hello();
       } else if (hs.pending && FORM_ERRORS.indexOf(f.code) >= 0) {
         // Shown by the field that was sent (e-mail, transcript address, rating).
@@ -1053,7 +1063,15 @@
     toggle: function () { panel.hidden ? open() : close(); },
     setLocale: function (code) { return setLocale(code, false); },
     identify: function (who) {
-      identity = who ? { id: String(who.id || ""), name: who.name || "", email: who.email || "", signature: who.signature || "" } : null;
+      var before = identity;
+      identity = identityOf(who);
+      // Sign-out: on a shared computer the next person must not see (or continue) the last
+      // one's conversation, so the stored token and conversation go, and a new visitor starts.
+      // An anonymous visitor's conversation (never signed in here) stays.
+      if (!identity) {
+        if (before || state.signed_in) { state.token = null; state.signed_in = false; newConversation(); }
+        return;
+      }
       if (ready) hello();
     },
     on: function (event, f) {
