@@ -137,6 +137,9 @@ def server_env(partner_site: PartnerSite) -> dict[str, str]:
         "DATABASE_URL": f"postgresql://postgres@/{database}?host={django_settings.EMBEDDED_PG_DIR}",
         "SECRET_KEY": SERVER_SECRET_KEY,
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # Production settings otherwise, but served over plain http on loopback.
+        "SECURE_SSL_REDIRECT": "false",
+        "SECURE_HSTS_SECONDS": "0",
         "CHAT_ALLOWED_ORIGINS": f"http://shop.test:{partner_site.port}",
         "LLM_BACKEND": "chat.llm.fake.FakeBackend",
         "CHAT_NO_KNOWLEDGE_REPLY": "model",

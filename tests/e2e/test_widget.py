@@ -289,3 +289,30 @@ def test_phone_and_zoomed_layouts_fit(chat_server: ChatServer, new_page: Any) ->
         b = w(zoomed, selector).bounding_box()
         assert b["x"] >= 0 and b["y"] >= 0 and b["x"] + b["width"] <= 640
         assert b["y"] + b["height"] <= 400
+
+
+def test_identify_null_clears_the_stored_conversation_for_the_next_person(
+    chat_server: ChatServer, new_page: Any
+) -> None:
+    page = new_page()
+    open_chat(page, chat_server.url + "/")
+    page.evaluate("() => window.AutoGLM.identify({token: 'minted.by.the.host'})")
+    ask(page, "My order number is 1234")
+    wait_replies_done(page, 1)
+    stored_js = "() => JSON.parse(localStorage.getItem('autoglm:' + location.host) || '{}')"
+    page.wait_for_function(f"() => ({stored_js})().conversation_id")
+    before = page.evaluate(stored_js)
+    assert before["token"]
+
+    page.evaluate("() => window.AutoGLM.identify(null)")  # the host site's sign-out
+    after = page.evaluate(stored_js)
+    assert after["conversation_id"] is None and after["messages"] == []
+    assert after["token"] != before["token"]
+    assert w(page, ".m.user").count() == 0
+    # A new visitor's welcome comes, with a token of its own; a reload shows nothing old.
+    page.wait_for_function(f"() => ({stored_js})().token")
+    assert page.evaluate(stored_js)["token"] != before["token"]
+    page.reload()
+    w(page, ".launch").click()
+    w(page, "textarea").wait_for()
+    assert w(page, ".m.user").count() == 0
