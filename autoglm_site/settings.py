@@ -496,9 +496,7 @@ KNOWLEDGE_FETCH_ALLOW_PRIVATE = env_bool("KNOWLEDGE_FETCH_ALLOW_PRIVATE", False)
 # --- Privacy (privacy app; docs/privacy.md) -------------------------------------------------
 # Conversations (with their messages, translations, feedback and ratings) whose last activity
 # is older than this many days are deleted by the retention task; 0 keeps them forever.
-PRIVACY_RETENTION_DAYS_CONVERSATIONS = env_int(
-    "PRIVACY_RETENTION_DAYS_CONVERSATIONS", 0, minimum=0
-)
+PRIVACY_RETENTION_DAYS_CONVERSATIONS = env_int("PRIVACY_RETENTION_DAYS_CONVERSATIONS", 0, minimum=0)
 # The audit trail itself (exports, erasures, purges, staff reading conversations); 0: forever.
 PRIVACY_RETENTION_DAYS_AUDIT = env_int("PRIVACY_RETENTION_DAYS_AUDIT", 0, minimum=0)
 PRIVACY_RETENTION_CHECK_SECONDS = env_int("PRIVACY_RETENTION_CHECK_SECONDS", 3600, minimum=60)
