@@ -99,9 +99,14 @@ def visitor_payload(message: Message, *, language: str) -> dict[str, Any]:
     translation = None
     author_name = ""
     if message.role == Message.Role.AGENT:
-        translation = next((t for t in message.translations.all() if t.language == language), None)
+        translation = translation_in(message, language=language)
         author_name = agent_display_name(message.author)
     return message_payload(message, translation=translation, author_name=author_name)
+
+
+def translation_in(message: Message, *, language: str) -> MessageTranslation | None:
+    """MESSAGE's translation into LANGUAGE, from its prefetched "translations" (no query)."""
+    return next((t for t in message.translations.all() if t.language == language), None)
 
 
 def agent_display_name(user: Any) -> str:

@@ -13,7 +13,12 @@ from django.utils import timezone, translation
 from chat import errors
 from chat.language import reply_language
 from chat.models import Conversation, Message, MessageTranslation
-from chat.selectors import agent_display_name, reply_citations, translation_payload
+from chat.selectors import (
+    agent_display_name,
+    reply_citations,
+    translation_in,
+    translation_payload,
+)
 from inbox import services
 from inbox.handoff import ONLINE_SECONDS
 from inbox.models import AgentProfile, CannedReply, Team
@@ -79,14 +84,7 @@ def summary(
         "last_message": {
             "role": last.role,
             "text": last.text[:200],
-            "translation": next(
-                (
-                    t.text[:200]
-                    for t in last.translations.all()
-                    if t.language == language and t.status == MessageTranslation.Status.DONE
-                ),
-                None,
-            ),
+            "translation": _done_text(translation_in(last, language=language)),
             "created_at": last.created_at.isoformat(),
         }
         if last is not None
@@ -109,6 +107,12 @@ def live_online(ids: list[uuid.UUID]) -> dict[uuid.UUID, bool]:
 
 def _base() -> QuerySet[Conversation]:
     return Conversation.objects.select_related("assignee__agent_profile", "team", "visitor")
+
+
+def _done_text(translation: MessageTranslation | None) -> str | None:
+    if translation is None or translation.status != MessageTranslation.Status.DONE:
+        return None
+    return translation.text[:200]
 
 
 def summary_by_id(*, conversation_id: str | None, agent: AgentProfile) -> dict[str, Any] | None:
@@ -276,7 +280,7 @@ def _agent_payload(
         wanted = conversation.language
     else:
         wanted = agent.preferred_language
-    translation = next((t for t in message.translations.all() if t.language == wanted), None)
+    translation = translation_in(message, language=wanted)
     return {
         "id": message.pk,
         "conversation_id": str(message.conversation_id),
