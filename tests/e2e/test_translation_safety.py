@@ -78,7 +78,10 @@ def test_rosetta_refuses_a_script_in_a_translation(
 ) -> None:
     from django.contrib.auth.models import Group, User
 
-    from autoglm_site.translators import TRANSLATORS_GROUP
+    from django.utils import translation
+
+    from autoglm_site.catalogues import translation_problems
+    from autoglm_site.translators import TRANSLATORS_GROUP, translation_refusal
 
     # The group comes from a migration, which a transactional test's flush removes.
     group, _created = Group.objects.get_or_create(name=TRANSLATORS_GROUP)
@@ -100,7 +103,13 @@ def test_rosetta_refuses_a_script_in_a_translation(
 
     refusal = page.locator(".messages", has_text="Northwind")
     refusal.wait_for()
-    assert "was not saved" in refusal.inner_text() and "<script" in refusal.inner_text()
+    # The translator reads the refusal in their interface language (the cookie says German).
+    problems = translation_problems(entry, msgstr=PAYLOAD)
+    with translation.override("de"):
+        expected = translation_refusal(entry.msgid, problems[0])
+    assert expected != translation_refusal(entry.msgid, problems[0])  # it is translated
+    assert " ".join(refusal.inner_text().split()) == " ".join(expected.split())
+    assert "<script" in refusal.inner_text()
     assert page.url == url  # back on the same page: the entry is still to be fixed
     assert page.locator(f'textarea[name="m_{digest}"]').input_value() == entry.msgstr
     time.sleep(0.5)  # the catalogue is not written late either
