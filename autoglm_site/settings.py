@@ -75,6 +75,8 @@ INSTALLED_APPS = [
     "knowledge",
     "inbox",
     "privacy",
+    "ninja",  # the API docs' static files (Swagger UI, vendored in django-ninja)
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -87,6 +89,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "api.audit.ApiCallLogMiddleware",  # every /api/ call in the log, with its key or user
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]

@@ -20,6 +20,7 @@ urlpatterns = [
     path("jsi18n/<str:lang>/", embed.widget_catalog, name="chat-widget-catalog"),
     path("admin/", admin.site.urls),
     path("inbox/", include("inbox.urls")),
+    path("api/v1/", include("api.urls")),
     # Interface languages: the visitor's choice (a cookie) and the translators' pages.
     path("i18n/setlang/", set_language, name="set_language"),
     re_path(

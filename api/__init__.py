@@ -1,0 +1,1 @@
+"""The HTTP API under /api/v1/ (django-ninja): keys with scopes, errors with stable codes."""
