@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "knowledge",
     "inbox",
     "privacy",
+    "moderation",
     "ninja",  # the API docs' static files (Swagger UI, vendored in django-ninja)
     "api",
 ]
