@@ -322,6 +322,27 @@ CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 4000, minimum=1)
 CHAT_RATE_LIMIT_MESSAGES = env_int("CHAT_RATE_LIMIT_MESSAGES", 20, minimum=1)
 CHAT_RATE_LIMIT_WINDOW_SECONDS = env_int("CHAT_RATE_LIMIT_WINDOW_SECONDS", 60, minimum=1)
 CHAT_COALESCE_MS = env_float("CHAT_COALESCE_MS", 30.0, minimum=0)
+# Abuse limits (chat.abuse, docs/security.md). Addresses: the peer's, or the first address
+# left of the trusted proxies in X-Forwarded-For when the peer is one of TRUSTED_PROXIES.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+for _network in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(
+            f"TRUSTED_PROXIES entry {_network!r} is not a network (10.0.0.0/8, 192.0.2.7/32)."
+        ) from _exc
+CHAT_MAX_SOCKETS = env_int("CHAT_MAX_SOCKETS", 5000, minimum=1)  # per process
+CHAT_MAX_SOCKETS_PER_IP = env_int("CHAT_MAX_SOCKETS_PER_IP", 30, minimum=1)  # per process
+CHAT_NEW_VISITORS_PER_IP_PER_HOUR = env_int("CHAT_NEW_VISITORS_PER_IP_PER_HOUR", 100, minimum=1)
+CHAT_NEW_VISITORS_PER_MINUTE = env_int("CHAT_NEW_VISITORS_PER_MINUTE", 1200, minimum=1)
+CHAT_MESSAGES_PER_IP_PER_MINUTE = env_int("CHAT_MESSAGES_PER_IP_PER_MINUTE", 120, minimum=1)
+CHAT_HELLO_TIMEOUT_SECONDS = env_float("CHAT_HELLO_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+CHAT_IDLE_TIMEOUT_SECONDS = env_float("CHAT_IDLE_TIMEOUT_SECONDS", 1800.0, minimum=1)
+CHAT_SOCKET_FRAMES_PER_SECOND = env_float("CHAT_SOCKET_FRAMES_PER_SECOND", 5.0, minimum=0.1)
+CHAT_SOCKET_FRAME_BURST = env_int("CHAT_SOCKET_FRAME_BURST", 40, minimum=1)
+CHAT_MAX_REFUSED_FRAMES = env_int("CHAT_MAX_REFUSED_FRAMES", 50, minimum=1)
+CHAT_MAX_ACTIVE_REPLIES = env_int("CHAT_MAX_ACTIVE_REPLIES", 1000, minimum=1)  # per process
 CHAT_MAX_FRAMES_PER_SECOND = env_float("CHAT_MAX_FRAMES_PER_SECOND", 400.0, minimum=1)
 CHAT_CHECKPOINT_MS = env_float("CHAT_CHECKPOINT_MS", 500.0, minimum=10)
 # Threads per process for database work: what sockets wait on (acks, hellos), and reply

@@ -89,6 +89,36 @@ class RateLimited(ChatError):
     message = _("You are sending messages too quickly. Please wait a moment and try again.")
 
 
+class TooManyVisitors(ChatError):
+    code = "too_many_visitors"
+    message = _(
+        "Too many new conversations were started from your network. Please try again later."
+    )
+
+
+class TooManySockets(ChatError):
+    code = "too_many_connections"
+    message = _("Too many chat windows are open from your network. Close some and try again.")
+
+
+class TooManyFrames(ChatError):
+    code = "too_many_requests"
+    message = _("Too many requests at once. Please wait a moment and try again.")
+
+
+class HelloTimeout(ChatError):
+    code = "hello_timeout"
+    message = _("The connection was closed because it did not start in time.")
+
+
+class ServerBusy(ChatError):
+    code = "server_busy"
+    message = _(
+        "Many people are asking right now, so your message was not sent. "
+        "Please send it again in a minute."
+    )
+
+
 class MessageNotFound(ChatError):
     code = "message_not_found"
     message = _("That message could not be found.")

@@ -1,0 +1,154 @@
+"""Limits that hold against a script: per address and global, per socket, per process.
+
+Counted where they must be shared (new visitors, messages per address: the cache, Redis in
+production, so every process sees the same count) or where a crash must not leak a count
+(open sockets, frames per socket, replies in flight: this process's memory). docs/security.md
+lists them with their settings.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections import Counter
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+
+from chat import errors
+
+# Daphne (Autobahn) lets an application close only with 1000 or 3000-4999: the policy
+# violation (1008) of an abusive client is sent as 4008. Frames over Daphne's own size limit
+# are closed by Daphne itself with 1009 before they are buffered (autoglm_site.daphne).
+ABUSE_CLOSE_CODE = 4008
+# Idle for CHAT_IDLE_TIMEOUT_SECONDS: the widget reconnects only when the visitor is back.
+IDLE_CLOSE_CODE = 4001
+
+
+@lru_cache(maxsize=8)
+def _networks(
+    entries: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+
+
+def _trusted(address: str) -> bool:
+    networks = _networks(tuple(settings.TRUSTED_PROXIES))
+    if not networks:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def client_address(*, peer: str, forwarded_for: str = "") -> str:
+    """Who is on the other end: PEER, unless PEER is a trusted proxy; then the rightmost
+    X-Forwarded-For address that is not a trusted proxy (the ones left of it are the client's
+    own claims, which anyone can forge)."""
+    if not peer or not _trusted(peer):
+        return peer or "unknown"
+    for hop in reversed([part.strip() for part in forwarded_for.split(",") if part.strip()]):
+        if not _trusted(hop):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # a forged or garbled header: count the proxy
+    return peer
+
+
+def scope_address(scope: dict[str, Any]) -> str:
+    client = scope.get("client") or ("", 0)
+    headers = dict(scope.get("headers", []))
+    forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1")
+    return client_address(peer=str(client[0] or ""), forwarded_for=forwarded)
+
+
+def _window_hit(name: str, *, limit: int, window: int) -> bool:
+    """Count one hit in a fixed window shared by all processes; False when over LIMIT."""
+    key = f"chat:abuse:{name}:{int(time.time() // window)}"
+    cache.add(key, 0, timeout=window + 5)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=window + 5)
+        count = 1
+    return count <= limit
+
+
+def new_visitor_allow(*, address: str) -> None:
+    """A tokenless hello makes a visitor row: per address per hour, and for everyone per
+    minute (a botnet of addresses)."""
+    if not _window_hit("visitors", limit=settings.CHAT_NEW_VISITORS_PER_MINUTE, window=60):
+        raise errors.TooManyVisitors()
+    per_ip = settings.CHAT_NEW_VISITORS_PER_IP_PER_HOUR
+    if not _window_hit(f"visitors:{address}", limit=per_ip, window=3600):
+        raise errors.TooManyVisitors()
+
+
+def message_allow(*, address: str) -> None:
+    """Messages per address (the per-visitor limit is chat.services._rate_limit_hit)."""
+    limit = settings.CHAT_MESSAGES_PER_IP_PER_MINUTE
+    if not _window_hit(f"messages:{address}", limit=limit, window=60):
+        raise errors.RateLimited()
+
+
+class SocketCounts:
+    """Open chat sockets of this process, in all and per address."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.per_address: Counter[str] = Counter()
+
+    def open(self, address: str) -> bool:
+        """Count a new socket; False (nothing counted) when a cap is reached."""
+        if self.total >= settings.CHAT_MAX_SOCKETS:
+            return False
+        if self.per_address[address] >= settings.CHAT_MAX_SOCKETS_PER_IP:
+            return False
+        self.total += 1
+        self.per_address[address] += 1
+        return True
+
+    def close(self, address: str) -> None:
+        self.total = max(0, self.total - 1)
+        self.per_address[address] -= 1
+        if self.per_address[address] <= 0:
+            del self.per_address[address]
+
+
+SOCKETS = SocketCounts()
+
+
+class TokenBucket:
+    """Frames a socket may send: RATE a second on average, BURST at once."""
+
+    def __init__(self, *, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+def frame_bucket() -> TokenBucket:
+    return TokenBucket(
+        rate=settings.CHAT_SOCKET_FRAMES_PER_SECOND, burst=settings.CHAT_SOCKET_FRAME_BURST
+    )
+
+
+def replies_allow(*, active: int) -> None:
+    """A bound on the replies this process generates at once: past it, an honest "busy"."""
+    if active >= settings.CHAT_MAX_ACTIVE_REPLIES:
+        raise errors.ServerBusy()
