@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+from django.core.exceptions import ValidationError
 from django.db.models import Model, Q, QuerySet
 
 from api import errors
@@ -17,7 +19,12 @@ MAX_LIMIT = 200
 
 
 def _encode(values: Sequence[Any]) -> str:
-    raw = json.dumps([v.isoformat() if hasattr(v, "isoformat") else v for v in values])
+    raw = json.dumps(
+        [
+            v.isoformat() if hasattr(v, "isoformat") else str(v) if isinstance(v, uuid.UUID) else v
+            for v in values
+        ]
+    )
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
@@ -49,7 +56,8 @@ def paginate(
     queryset = queryset.order_by(f"{sign}{field}", f"{sign}pk")
     if cursor:
         value, last_id = _decode(cursor)
-        if not isinstance(last_id, int):
+        # Integer keys, or UUID keys (conversations), which the cursor holds as text.
+        if not isinstance(last_id, int | str) or isinstance(last_id, bool):
             raise errors.InvalidRequest([{"field": "cursor", "problem": "not a cursor"}])
         op = "lt" if descending else "gt"
         try:
@@ -57,7 +65,7 @@ def paginate(
                 Q(**{f"{field}__{op}": value}) | Q(**{field: value, f"pk__{op}": last_id})
             )
             rows = list(queryset[: size + 1])
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, ValidationError) as exc:
             raise errors.InvalidRequest([{"field": "cursor", "problem": "not a cursor"}]) from exc
     else:
         rows = list(queryset[: size + 1])
