@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "moderation",
     "ninja",  # the API docs' static files (Swagger UI, vendored in django-ninja)
     "api",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -531,4 +532,21 @@ PRIVACY_MASK_PII = env_bool("PRIVACY_MASK_PII", True)
 CELERY_BEAT_SCHEDULE["privacy-retention-purge"] = {
     "task": "privacy.tasks.retention_purge",
     "schedule": float(PRIVACY_RETENTION_CHECK_SECONDS),
+}
+
+# --- Webhooks (webhooks app; docs/webhooks.md) ---------------------------------------------
+# Each POST's limit: a target slower than this counts as a failed attempt.
+WEBHOOKS_TIMEOUT_SECONDS = env_float("WEBHOOKS_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+# Attempts of one delivery before it is marked failed; the n-th retry waits about
+# WEBHOOKS_RETRY_BASE_SECONDS * 2^(n-1), jittered: 1, 2, 4, ... 64 minutes by default.
+WEBHOOKS_MAX_ATTEMPTS = env_int("WEBHOOKS_MAX_ATTEMPTS", 8, minimum=1)
+WEBHOOKS_RETRY_BASE_SECONDS = env_float("WEBHOOKS_RETRY_BASE_SECONDS", 60.0, minimum=0.1)
+# How often Celery beat hands out the retries that are due.
+WEBHOOKS_SWEEP_SECONDS = env_float("WEBHOOKS_SWEEP_SECONDS", 15.0, minimum=0.5)
+# Development and tests only: lets deliveries go to loopback and private addresses (never to
+# link-local ones such as the cloud metadata service).
+WEBHOOKS_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", False)
+CELERY_BEAT_SCHEDULE["webhooks-deliver-due"] = {
+    "task": "webhooks.tasks.deliver_due",
+    "schedule": WEBHOOKS_SWEEP_SECONDS,
 }

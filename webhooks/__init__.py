@@ -1,0 +1,1 @@
+"""Webhooks: events emitted by services after commit, signed and delivered by Celery."""
