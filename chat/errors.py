@@ -162,3 +162,8 @@ class ConversationNotOpen(ChatError):
 class TranscriptLimited(ChatError):
     code = "transcript_limited"
     message = _("A transcript was sent a moment ago. Please wait a few minutes.")
+
+
+class ClientIdInUse(ChatError):
+    code = "client_id_in_use"
+    message = _("This message id was already used for another message.")

@@ -227,7 +227,7 @@ def conversation_transfer(
         return Change(conversation=locked, state_changed=True)
 
 
-def conversation_resolve(*, conversation_id: uuid.UUID, by: AgentProfile) -> Change:
+def conversation_resolve(*, conversation_id: uuid.UUID, by: AgentProfile | None = None) -> Change:
     """Resolved: the visitor is asked to rate the conversation."""
     with transaction.atomic():
         locked = _locked(conversation_id)
@@ -361,6 +361,73 @@ def agent_message_send(
         if existing is None:
             raise errors.ChatError() from exc
         return Change(conversation=existing.conversation, message=existing, created=False)
+
+
+_OPERATOR_ROLES = {
+    "agent": Message.Role.AGENT,
+    "note": Message.Role.NOTE,
+    "system": Message.Role.SYSTEM,
+}
+
+
+def operator_message_send(
+    *,
+    conversation_id: uuid.UUID,
+    client_id: str,
+    text: str,
+    kind: str = "agent",
+    agent: AgentProfile | None = None,
+) -> Change:
+    """A message posted from outside the inbox (the HTTP API): an agent's message or private
+    note, through agent_message_send (the same claim, translation and store-before-ack), or
+    an event line the visitor sees (KIND "system", no author, in the conversation's language).
+    Idempotent on CLIENT_ID like the sockets; a CLIENT_ID that names a message of another
+    kind or author is refused (ClientIdInUse), never stored twice."""
+    role = _OPERATOR_ROLES.get(kind)
+    if role is None:
+        raise errors.InvalidFrame()
+    if role != Message.Role.SYSTEM and agent is None:
+        raise errors.AgentRequired()
+    author_id = agent.user_id if agent is not None and role != Message.Role.SYSTEM else None
+
+    def replayed(existing: Message) -> Change:
+        if existing.role != role or existing.author_id != author_id:
+            raise errors.ClientIdInUse()
+        return Change(conversation=existing.conversation, message=existing, created=False)
+
+    existing = Message.objects.filter(conversation_id=conversation_id, client_id=client_id).first()
+    if existing is not None:
+        return replayed(existing)
+    if role != Message.Role.SYSTEM:
+        assert agent is not None
+        return agent_message_send(
+            conversation_id=conversation_id,
+            agent=agent,
+            client_id=client_id,
+            text=text,
+            note=role == Message.Role.NOTE,
+        )
+    clean = message_text_clean(text=text)
+    try:
+        with transaction.atomic():
+            locked = _locked(conversation_id)
+            message = Message.objects.create(
+                conversation=locked,
+                role=Message.Role.SYSTEM,
+                text=clean,
+                language=locked.language,
+                status=Message.Status.COMPLETE,
+                client_id=client_id,
+            )
+            Conversation.objects.filter(pk=locked.pk).update(updated_at=timezone.now())
+            return Change(conversation=locked, messages=[message], message=message)
+    except IntegrityError as exc:  # the same client id raced in: that one won
+        existing = Message.objects.filter(
+            conversation_id=conversation_id, client_id=client_id
+        ).first()
+        if existing is None:
+            raise errors.ChatError() from exc
+        return replayed(existing)
 
 
 def _needs_translation(*, conversation: Conversation, source: str, target: str) -> bool:
