@@ -57,19 +57,23 @@ def audit_record(
     )
 
 
-def conversation_view_record(*, conversation: Conversation, actor: Actor, via: str) -> AuditEvent:
-    """A member of staff opened a conversation (the admin, the inbox's transcript)."""
+def conversation_view_record(
+    *, conversation: Conversation, actor: Actor, via: str, actor_label: str = "command"
+) -> AuditEvent:
+    """A member of staff opened a conversation (the admin, the inbox's transcript, an API
+    export)."""
     return audit_record(
         action=AuditEvent.Action.VIEW_CONVERSATION,
         target_kind=AuditEvent.TargetKind.CONVERSATION,
         target_id=str(conversation.pk),
         actor=actor,
+        actor_label=actor_label,
         via=via,
     )
 
 
 def visitor_export(
-    *, visitor: Visitor, actor: Actor = None, via: str = "command"
+    *, visitor: Visitor, actor: Actor = None, via: str = "command", actor_label: str = "command"
 ) -> dict[str, Any]:
     """Everything stored about VISITOR as JSON-serialisable data (GDPR Art. 15), audited."""
     data = selectors.visitor_data(visitor=visitor)
@@ -78,6 +82,7 @@ def visitor_export(
         target_kind=AuditEvent.TargetKind.VISITOR,
         target_id=str(visitor.uuid),
         actor=actor,
+        actor_label=actor_label,
         via=via,
         counts=selectors.export_counts(data),
     )
@@ -154,7 +159,9 @@ def _conversations_delete(conversation_ids: list[uuid.UUID]) -> dict[str, int]:
     return counts
 
 
-def visitor_erase(*, visitor: Visitor, actor: Actor = None, via: str = "command") -> dict[str, int]:
+def visitor_erase(
+    *, visitor: Visitor, actor: Actor = None, via: str = "command", actor_label: str = "command"
+) -> dict[str, int]:
     """Delete VISITOR and everything stored about them (GDPR Art. 17), in the database and in
     the live stores; idempotent (erasing again deletes nothing and is audited again)."""
     with transaction.atomic():
@@ -169,6 +176,7 @@ def visitor_erase(*, visitor: Visitor, actor: Actor = None, via: str = "command"
             target_kind=AuditEvent.TargetKind.VISITOR,
             target_id=str(visitor.uuid),
             actor=actor,
+            actor_label=actor_label,
             via=via,
             counts=counts,
         )
