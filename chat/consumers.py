@@ -13,7 +13,7 @@ from django.conf import settings
 
 from autoglm_site import metrics
 from autoglm_site.catalogues import catalogues_reload_if_changed
-from chat import errors, events, selectors, services
+from chat import abuse, errors, events, selectors, services
 from chat.asyncdb import in_thread
 from chat.delivery import ReplyDelivery
 from chat.language import language_negotiate
@@ -49,6 +49,15 @@ logger = logging.getLogger(__name__)
 RESYNC_CLOSE_CODE = 4000
 
 
+# Frames that are refused or malformed without being abuse on their own.
+_BAD_FRAMES = (
+    errors.InvalidJSON,
+    errors.InvalidFrame,
+    errors.UnknownFrameType,
+    errors.FrameTooLarge,
+)
+
+
 class ChatConsumer(AsyncWebsocketConsumer):
     visitor: Visitor | None
     conversation: Conversation | None
@@ -61,6 +70,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         headers = dict(self.scope.get("headers", []))
         self.accept_language = headers.get(b"accept-language", b"").decode("latin-1")
         self.language = language_negotiate(accept_language=self.accept_language)
+        self.address = abuse.scope_address(self.scope)
+        self.frames = abuse.frame_bucket()
+        self.refused = 0  # frames refused (too many, malformed) since the last good one
+        self.last_active = time.monotonic()
+        if not abuse.SOCKETS.open(self.address):
+            await self.accept()
+            await self.send_error(errors.TooManySockets())
+            await self.close(code=abuse.ABUSE_CLOSE_CODE)
+            return
+        self.socket_counted = True
+        self.guard = asyncio.create_task(self._guard())
         self.delivery = ReplyDelivery(
             self.send_frame,
             live_text=get_live_text().get,
@@ -78,6 +98,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         metrics.SOCKETS_ACTIVE.inc()
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "socket_counted", False):
+            self.socket_counted = False
+            abuse.SOCKETS.close(self.address)
+        if getattr(self, "guard", None) is not None:
+            self.guard.cancel()
         if getattr(self, "counted", False):
             self.counted = False
             metrics.SOCKETS_ACTIVE.dec()
@@ -105,6 +130,40 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             await self.close(code=RESYNC_CLOSE_CODE)
 
+    async def _guard(self) -> None:
+        """Close a socket that never says hello in time, or that has been idle for long.
+
+        Idle: no frame but pings from the visitor, and nothing sent to them, for
+        CHAT_IDLE_TIMEOUT_SECONDS, in a conversation no person is about to answer (one that
+        waits for an agent or has one stays open, however quiet)."""
+        await asyncio.sleep(settings.CHAT_HELLO_TIMEOUT_SECONDS)
+        if self.visitor is None:
+            await self.send_error(errors.HelloTimeout())
+            await self.close(code=abuse.ABUSE_CLOSE_CODE)
+            return
+        idle = settings.CHAT_IDLE_TIMEOUT_SECONDS
+        while True:
+            await asyncio.sleep(max(0.05, idle - (time.monotonic() - self.last_active)))
+            if time.monotonic() - self.last_active < idle:
+                continue
+            if self.conversation is not None:
+                mode = await in_thread(selectors.conversation_mode)(
+                    conversation_id=self.conversation.pk
+                )
+                if mode != Conversation.Mode.BOT:
+                    self.last_active = time.monotonic()
+                    continue
+            await self.close(code=abuse.IDLE_CLOSE_CODE)
+            return
+
+    async def _refuse(self, error: errors.ChatError, **extra: Any) -> None:
+        """A frame that is refused: said once in a row, and the socket closed past a bound."""
+        self.refused += 1
+        if self.refused > settings.CHAT_MAX_REFUSED_FRAMES:
+            await self.close(code=abuse.ABUSE_CLOSE_CODE)
+        elif self.refused == 1 or not isinstance(error, errors.TooManyFrames):
+            await self.send_error(error, **extra)
+
     async def reply_failed(self, message_id: int) -> None:
         await self.send_error(errors.ReplyFailed(), message_id=message_id)
 
@@ -112,6 +171,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         ref: str | None = None
         hello = False
+        if not self.frames.take():
+            await self._refuse(errors.TooManyFrames())
+            return
         try:
             if text_data is None:
                 raise errors.InvalidFrame()
@@ -132,8 +194,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.on_typing()
             elif isinstance(frame, RequestHandoff | SendCsat | LeaveEmail | RequestTranscript):
                 await self.on_human_side(frame)
+            if not isinstance(frame, Ping):
+                self.last_active = time.monotonic()
+            self.refused = 0
+        except _BAD_FRAMES as exc:
+            await self._refuse(exc, client_id=ref)
         except errors.ChatError as exc:
             await self.send_error(exc, client_id=ref)
+            if isinstance(exc, errors.TooManyVisitors):
+                await self.close(code=abuse.ABUSE_CLOSE_CODE)
         except Exception:
             logger.exception("chat frame failed")
             await self.send_error(errors.ChatError(), client_id=ref)
@@ -143,6 +212,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.close(code=RESYNC_CLOSE_CODE)
 
     async def on_hello(self, frame: Hello) -> None:
+        if not frame.token:
+            await in_thread(abuse.new_visitor_allow)(address=self.address)
         visitor = await in_thread(services.visitor_from_token)(token=frame.token)
         identified = False
         if frame.identity is not None:
@@ -206,6 +277,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.visitor is None:
             raise errors.HelloRequired()
         received = time.monotonic()
+        await in_thread(abuse.message_allow)(address=self.address)
+        abuse.replies_allow(active=get_runner().active())
         result = await in_thread(services.message_send)(
             visitor=self.visitor,
             conversation=self.conversation,
@@ -363,6 +436,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
+        if frame.get("type") != "pong":
+            self.last_active = time.monotonic()
         await self.send(text_data=json.dumps(frame, ensure_ascii=False))
 
     async def send_error(self, error: errors.ChatError, **extra: Any) -> None:

@@ -38,6 +38,11 @@ def conversation_for_visitor(*, visitor: Visitor, conversation_id: str | uuid.UU
     return conversation
 
 
+def conversation_mode(*, conversation_id: uuid.UUID) -> str | None:
+    """Who answers the conversation now (Conversation.Mode), or None if it is gone."""
+    return Conversation.objects.filter(pk=conversation_id).values_list("mode", flat=True).first()
+
+
 def reply_citations(*, reply: Message) -> list[dict[str, str]]:
     """The knowledge articles a reply was given, as {title, url}, each once, in rank order."""
     question = reply.reply_to

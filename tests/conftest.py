@@ -57,6 +57,11 @@ def _fast_chat(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
     from autoglm_site.memo import memo_forget_all
 
     memo_forget_all()  # the glossary and presets a test's process read (tables are flushed)
+    from chat.abuse import SOCKETS
+
+    # Sockets a failed test left open would count against the next test's address.
+    SOCKETS.total = 0
+    SOCKETS.per_address.clear()
     yield
     FakeBackend.reset()
 
