@@ -40,7 +40,7 @@ from chat.llm.base import (
 )
 from chat.llm.extractive import ExtractiveBackend
 from chat.models import Conversation, DecodingPreset, Message
-from chat.prompts import MAX_STOPS, PROMPT_MARKERS, prompt_build, turn_note
+from chat.prompts import MAX_STOPS, PROMPT_MARKERS, KnowledgeSnippet, prompt_build, turn_note
 from chat.reply_text import ReplyFilter
 from privacy.masking import PiiMasker, PlaceholderRestorer
 
@@ -97,7 +97,9 @@ async def conversation_cancel(*, conversation: Conversation, message_id: int | N
         )
 
 
-def _prompt_for(reply: Message) -> CompletionRequest:
+def reply_prompt(reply: Message, *, sampling: Sampling | None = None) -> CompletionRequest:
+    """The request for a claimed reply, built from its stored conversation (SAMPLING: the
+    support-answer preset when not given)."""
     conversation = reply.conversation  # reply_claim read it with the reply
     history = selectors.prompt_history(reply=reply)
     question = history[-1] if history and history[-1].role == Message.Role.USER else None
@@ -110,37 +112,67 @@ def _prompt_for(reply: Message) -> CompletionRequest:
     past = selectors.knowledge_given(
         messages=[m for m in history[:-1] if m.role == Message.Role.USER]
     )
+    return prompt_request(
+        language=conversation.language,
+        history=history,
+        knowledge=knowledge,
+        past_knowledge=past,
+        reply_language=answer_language,
+        affinity_key=str(conversation.pk),
+        sampling=sampling,
+    )
+
+
+def prompt_request(
+    *,
+    language: str,
+    history: list[Message],
+    knowledge: list[KnowledgeSnippet],
+    past_knowledge: dict[int, list[KnowledgeSnippet]] | None,
+    reply_language: str,
+    affinity_key: str,
+    sampling: Sampling | None = None,
+) -> CompletionRequest:
+    """The request for a reply to HISTORY (its last turn the question, when it is the user's):
+    the grounded prompt (knowledge, notes, glossary), personal data masked, the marker stops.
+
+    PAST_KNOWLEDGE maps earlier user turns' ids to what they were given; None when that is not
+    known (a history sent by an API client): those turns then carry no note. SAMPLING is the
+    support-answer preset when not given.
+    """
+    question = history[-1] if history and history[-1].role == Message.Role.USER else None
+    past = past_knowledge or {}
     notes = {
         m.pk: turn_note(
             text=m.text,
-            conversation_language=conversation.language,
+            conversation_language=language,
             knowledge_found=bool(knowledge if m is question else past.get(m.pk)),
         )
         for m in history
-        if m.role == Message.Role.USER
+        if m.role == Message.Role.USER and (past_knowledge is not None or m is question)
     }
     messages = prompt_build(
-        language=conversation.language,
+        language=language,
         history=history,
         knowledge=knowledge,
         past_knowledge=past,
         count_tokens=get_backend().token_counter(),
         turn_notes=notes,
-        glossary=glossary_prompt(language=conversation.language),
+        glossary=glossary_prompt(language=language),
     )
     query = question.text if question is not None else ""
     originals: dict[str, str] = {}
     if settings.PRIVACY_MASK_PII:
         messages, query, originals = _pii_masked(messages, query)
+    if sampling is None:
+        sampling = selectors.preset_sampling(task=DecodingPreset.Task.SUPPORT_ANSWER)
     return CompletionRequest(
         messages=messages,
-        sampling=_with_marker_stops(
-            selectors.preset_sampling(task=DecodingPreset.Task.SUPPORT_ANSWER)
-        ),
-        affinity_key=str(conversation.pk),
-        language=conversation.language,
+        sampling=_with_marker_stops(sampling),
+        affinity_key=affinity_key,
+        language=language,
         query=query,
-        reply_language=answer_language,
+        reply_language=reply_language,
         knowledge=[snippet.as_dict() for snippet in knowledge],
         pii_originals=originals,
     )
@@ -168,7 +200,7 @@ def _with_marker_stops(sampling: Sampling) -> Sampling:
     return dataclasses.replace(sampling, stop=stops[:MAX_STOPS])
 
 
-def _backend_for(request: CompletionRequest) -> LLMBackend:
+def reply_backend(request: CompletionRequest) -> LLMBackend:
     """The configured backend, except where the reply is built from the knowledge alone: for a
     reply language the engine cannot write well (CHAT_EXTRACTIVE_LANGUAGES), and, with
     CHAT_NO_KNOWLEDGE_REPLY=template, for a question nothing relevant was found for (a small
@@ -294,10 +326,10 @@ class ReplyRunner:
         asked_at: float | None = None
         metrics.REPLIES_STREAMING.inc()
         try:
-            request = await in_reply_thread(_prompt_for)(reply)
+            request = await in_reply_thread(reply_prompt)(reply)
             shown = ReplyFilter(request.reply_language or request.language)
             restored = PlaceholderRestorer(dict(request.pii_originals))
-            backend = _backend_for(request)
+            backend = reply_backend(request)
             replica = str(getattr(backend, "name", "") or type(backend).__name__)
             asked_at = time.monotonic()
             pump_task = asyncio.create_task(pump(request, backend))

@@ -524,6 +524,12 @@ def turn_knowledge(*, question: Message | None, language: str) -> list[Knowledge
     return snippets
 
 
+def query_knowledge(*, query: str, language: str) -> list[KnowledgeSnippet]:
+    """The relevant knowledge for QUERY in LANGUAGE, searched now and stored nowhere: for a
+    question that is not a stored message (the OpenAI-compatible API's stateless mode)."""
+    return _knowledge_search(query=query, language=language)
+
+
 def _knowledge_search(*, query: str, language: str) -> list[KnowledgeSnippet]:
     limit = int(settings.LLM_PROMPT_KNOWLEDGE_LIMIT)
     if limit < 1 or not query.strip():
