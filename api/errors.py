@@ -96,6 +96,18 @@ class RateLimited(ApiError):
     message = _("Too many requests for this API key. Try again in %(seconds)s seconds.")
 
 
+class ModelNotFound(ApiError):
+    status = 404
+    code = "model_not_found"
+    message = _("The model “%(model)s” does not exist here; use “%(available)s”.")
+
+
+class ReplyFailed(ApiError):
+    status = 503
+    code = "reply_failed"
+    message = _("Sorry, the assistant could not answer just now. Please try again.")
+
+
 class InternalError(ApiError):
     status = 500
     code = "internal_error"
