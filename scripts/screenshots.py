@@ -322,7 +322,16 @@ def shoot_inbox(browser: Any, url: str, out: Path, sessions: dict[str, str]) -> 
 def serve(port: int, env: dict[str, str], quiet: bool = False) -> subprocess.Popen[bytes]:
     access_log = ["--access-log", os.devnull] if quiet else []
     return subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), *access_log]
+        [
+            sys.executable,
+            "-m",
+            "autoglm_site.daphne_server",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            *access_log,
+        ]
         + ["autoglm_site.asgi:application"],
         cwd=ROOT,
         env=env,

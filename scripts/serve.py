@@ -55,7 +55,7 @@ class Worker:
         command = [
             sys.executable,
             "-m",
-            "daphne",
+            "autoglm_site.daphne_server",
             "--fd",
             str(fd),
             *self.args.daphne_args,

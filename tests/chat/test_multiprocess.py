@@ -45,7 +45,7 @@ class Server:
             [
                 sys.executable,
                 "-m",
-                "daphne",
+                "autoglm_site.daphne_server",
                 "-b",
                 "127.0.0.1",
                 "-p",

@@ -61,7 +61,15 @@ class ChatServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
+        command = [
+            sys.executable,
+            "-m",
+            "autoglm_site.daphne_server",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+        ]
         self.process = subprocess.Popen(
             [*command, "autoglm_site.asgi:application"],
             cwd=ROOT,

@@ -839,7 +839,7 @@
     }, everReady ? 1500 : 800);
     sock.onopen = function () { opened = true; failedOpens = 0; hello(); };
     sock.onmessage = function (ev) { if (ws === sock) onFrame(ev.data); };
-    sock.onclose = function () {
+    sock.onclose = function (ev) {
       if (ws !== sock) return;
       ws = null; ready = false;
       clearInterval(pingTimer); clearTimeout(pongTimer); clearTimeout(stallTimer);
@@ -849,12 +849,20 @@
       }
       state.outbox.forEach(function (o) { if (o.state === "sending") o.state = "queued"; });
       if (!navigator.onLine) setConn(gettext("You are offline. Messages will be sent when you are back online."), true);
-      var delay = Math.min(15000, 500 * Math.pow(2, attempt++)) * (0.7 + Math.random() * 0.6);
-      reconnectTimer = setTimeout(connect, delay);
       save(); render();
+      // 4001: closed for being idle; the next connection waits for the visitor to be back.
+      if (ev && ev.code === 4001) { idleClosed = true; return; }
+      var delay = Math.min(15000, 500 * Math.pow(2, attempt++)) * (0.7 + Math.random() * 0.6);
+      // 4008: refused by an abuse limit (too many windows or new conversations from here).
+      if (ev && ev.code === 4008) delay = 60000 * (0.8 + Math.random() * 0.4);
+      reconnectTimer = setTimeout(connect, delay);
     };
   }
   function reconnectNow() { attempt = 0; if (!ws) connect(); }
+  var idleClosed = false;
+  function back() { if (idleClosed) { idleClosed = false; reconnectNow(); } }
+  ["focus", "pointerdown", "keydown"].forEach(function (name) { window.addEventListener(name, back, true); });
+  document.addEventListener("visibilitychange", function () { if (!document.hidden) back(); });
   var FORM_ERRORS = ["invalid_email", "transcript_limited", "invalid_frame", "internal_error"];
   function onFrame(raw) {
     var f;
