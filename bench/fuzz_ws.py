@@ -77,7 +77,8 @@ async def fuzz(url: str, frames: int, seed: int, origin: str) -> dict[str, Any]:
     while sent < frames:
         async with websockets.connect(url, origin=origin, max_size=2**22) as ws:  # type: ignore[arg-type]
             if rng.random() < 0.7:
-                await ws.send(json.dumps({"type": "hello", "locale": rng.choice(["en", "ar", "zh-hans"])}))
+                locale = rng.choice(["en", "ar", "zh-hans"])
+                await ws.send(json.dumps({"type": "hello", "locale": locale}))
             try:
                 for _ in range(rng.randint(20, 200)):
                     if sent >= frames:
@@ -89,7 +90,8 @@ async def fuzz(url: str, frames: int, seed: int, origin: str) -> dict[str, Any]:
                             raw = await asyncio.wait_for(ws.recv(), timeout=0.02)
                             frame = json.loads(raw)
                             seen[frame.get("code") or frame.get("type")] += 1
-                            if frame.get("type") not in KNOWN or frame.get("code") == "internal_error":
+                            known = frame.get("type") in KNOWN
+                            if not known or frame.get("code") == "internal_error":
                                 bad.append(str(raw)[:200])
                     except TimeoutError:
                         pass
