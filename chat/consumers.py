@@ -303,6 +303,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             }
         )
         metrics.observe_since(metrics.MESSAGE_ACK_SECONDS, received)
+        if result.blocked:  # stored (acknowledged above), but the assistant will not answer it
+            await self.send_error(errors.MessageBlocked(), message_id=result.message.pk)
         if result.created:
             replies = [result.reply] if result.reply else []
             await conversation_broadcast(

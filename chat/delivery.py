@@ -100,6 +100,10 @@ class ReplyDelivery:
         message_id, offset, text = event["message_id"], event["offset"], event["text"]
         if message_id in self.finished:
             return
+        if event.get("rewrite"):  # the whole text, replacing what was sent
+            await self._send(events.delta_frame(message_id=message_id, offset=0, text=text))
+            self.sent_len[message_id] = len(text)
+            return
         have = self.sent_len.get(message_id, 0)
         if offset + len(text) <= have:
             return

@@ -124,6 +124,14 @@ class MessageNotFound(ChatError):
     message = _("That message could not be found.")
 
 
+class MessageBlocked(ChatError):
+    code = "message_blocked"
+    message = _(
+        "Sorry, this message can't be answered: it goes against our chat guidelines. "
+        "Please rephrase it."
+    )
+
+
 class ReplyFailed(ChatError):
     code = "reply_failed"
     message = _("Sorry, the assistant could not answer just now. Please try again.")

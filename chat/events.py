@@ -7,7 +7,7 @@ there, on any process, relays them through its chat.delivery.ReplyDelivery.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from chat.models import Message
 
@@ -38,6 +38,8 @@ class DeltaEvent(TypedDict):
     message_id: int
     offset: int
     text: str
+    # TEXT is the whole reply, replacing what was streamed of it (moderation replaced it).
+    rewrite: NotRequired[bool]
 
 
 class DoneEvent(TypedDict):
@@ -60,6 +62,18 @@ def message_event(payload: dict[str, Any]) -> MessageEvent:
 
 def delta_event(*, message_id: int, offset: int, text: str) -> DeltaEvent:
     return {"type": "chat.delta", "message_id": message_id, "offset": offset, "text": text}
+
+
+def rewrite_event(*, message_id: int, text: str) -> DeltaEvent:
+    """Reply MESSAGE_ID is now TEXT, whatever was streamed of it: sockets send it from offset
+    0, which replaces the text in the widget (a reply moderation blocked)."""
+    return {
+        "type": "chat.delta",
+        "message_id": message_id,
+        "offset": 0,
+        "text": text,
+        "rewrite": True,
+    }
 
 
 def done_event(reply: Message, *, citations: list[dict[str, str]]) -> DoneEvent:

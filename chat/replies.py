@@ -42,6 +42,8 @@ from chat.llm.extractive import ExtractiveBackend
 from chat.models import Conversation, DecodingPreset, Message
 from chat.prompts import MAX_STOPS, PROMPT_MARKERS, KnowledgeSnippet, prompt_build, turn_note
 from chat.reply_text import ReplyFilter
+from moderation.services import reply_hits_record, safe_reply
+from moderation.streaming import ReplyModerator, reply_moderation
 from privacy.masking import PiiMasker, PlaceholderRestorer
 
 logger = logging.getLogger(__name__)
@@ -323,10 +325,12 @@ class ReplyRunner:
         pump_task: asyncio.Task[None] | None = None
         shown: ReplyFilter | None = None
         restored: PlaceholderRestorer | None = None
+        moderated: ReplyModerator | None = None
         asked_at: float | None = None
         metrics.REPLIES_STREAMING.inc()
         try:
             request = await in_reply_thread(reply_prompt)(reply)
+            request, moderated = await in_reply_thread(reply_moderation)(request)
             shown = ReplyFilter(request.reply_language or request.language)
             restored = PlaceholderRestorer(dict(request.pii_originals))
             backend = reply_backend(request)
@@ -361,6 +365,7 @@ class ReplyRunner:
                 if isinstance(item, Chunk):
                     piece = shown.feed(item.text, verbatim=item.verbatim) if item.text else ""
                     piece = restored.feed(piece) if piece else ""
+                    piece = moderated.feed(piece) if piece else ""
                     if piece:
                         if ttft_ms is None:
                             ttft_ms = (time.monotonic() - started) * 1000
@@ -370,6 +375,10 @@ class ReplyRunner:
                         backend_ttft_ms = item.backend_ttft_ms
                         finish_reason = item.finish_reason
                         replica = item.replica or replica
+                    if item.finish_reason == "content_filter":  # the model's own refusal
+                        moderated.refuse()
+                    if moderated.blocked:
+                        break  # nothing more of it is shown: it is replaced below
                 now = time.monotonic()
                 if pending and now - last_flush >= coalesce:
                     await flush()
@@ -385,7 +394,15 @@ class ReplyRunner:
                         break
             if shown is not None:
                 tail = shown.flush()
-                pending += restored.feed(tail) + restored.flush() if restored else tail
+                tail = restored.feed(tail) + restored.flush() if restored else tail
+                pending += moderated.feed(tail) + moderated.flush() if moderated else tail
+            if moderated is not None and moderated.blocked:
+                # The reply is replaced, what was shown of it too: stored and sent whole.
+                pending, text = "", safe_reply(language=request.reply_language or request.language)
+                finish_reason = "content_filter"
+                await live.clear(reply.pk)
+                await live.append(reply.pk, text)
+                await layer.group_send(group, events.rewrite_event(message_id=reply.pk, text=text))
             if pending:
                 await flush()
         finally:
@@ -410,6 +427,12 @@ class ReplyRunner:
             finish_reason=_finish_reason(status, finish_reason),
             error_code=error_code,
         )
+        if moderated is not None and moderated.notes:
+            await in_reply_thread(reply_hits_record)(
+                reply=reply,
+                language=request.reply_language or request.language,
+                notes=moderated.notes,
+            )
         if event is None:  # recovered elsewhere as interrupted: that reply is not ours now
             logger.warning("reply %s was taken over after its heartbeat went stale", reply.pk)
             await live.clear(reply.pk)

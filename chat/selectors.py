@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Exists, OuterRef
 
 from autoglm_site.memo import admin_tables_memo
 from chat import errors
@@ -183,7 +184,17 @@ def prompt_history(*, reply: Message) -> list[Message]:
         .exclude(role__in=[Message.Role.NOTE, Message.Role.SYSTEM])
         .exclude(role=Message.Role.ASSISTANT, status__in=_UNSEEN)
         .exclude(text="")
+        .exclude(_blocked_by_moderation())
         .order_by("id")
+    )
+
+
+def _blocked_by_moderation() -> Exists:
+    """Visitors' messages moderation blocked: they got no reply, and the model never sees them."""
+    from moderation.models import ModerationHit
+
+    return Exists(
+        ModerationHit.objects.filter(message=OuterRef("pk"), direction="input", action="block")
     )
 
 

@@ -183,6 +183,8 @@ class SendResult:
     # Set when the message changed who answers (a handoff, a reopened conversation): what
     # inbox.live broadcasts (inbox.services.Change).
     change: Any = None
+    # Moderation blocked the message (moderation.services.input_moderate): stored, no reply.
+    blocked: bool = False
 
 
 def _rate_limit_hit(*, visitor: Visitor) -> None:
@@ -240,9 +242,12 @@ def message_send(
                 status=Message.Status.COMPLETE,
                 client_id=client_id,
             )
-            change = _human_side_after(conversation=conversation, message=message)
+            blocked = _moderation_blocks(conversation=conversation, message=message)
+            change = None
+            if not blocked:
+                change = _human_side_after(conversation=conversation, message=message)
             reply = None
-            if conversation.mode == Conversation.Mode.BOT:  # else a person answers
+            if conversation.mode == Conversation.Mode.BOT and not blocked:  # else a person answers
                 reply = Message.objects.create(
                     conversation=conversation,
                     role=Message.Role.ASSISTANT,
@@ -260,8 +265,23 @@ def message_send(
             raise
         return existing
     return SendResult(
-        conversation=conversation, message=message, reply=reply, created=True, change=change
+        conversation=conversation,
+        message=message,
+        reply=reply,
+        created=True,
+        change=change,
+        blocked=blocked,
     )
+
+
+def _moderation_blocks(*, conversation: Conversation, message: Message) -> bool:
+    """Whether moderation blocks a visitor's message to the assistant (the hit is logged); a
+    message to a person is theirs to read whole."""
+    if conversation.mode != Conversation.Mode.BOT:
+        return False
+    from moderation.services import input_moderate
+
+    return input_moderate(conversation=conversation, message=message)
 
 
 def _human_side_after(*, conversation: Conversation, message: Message) -> Any:

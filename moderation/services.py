@@ -103,3 +103,14 @@ def safe_reply(*, language: str) -> str:
             "Sorry, I can't help with that. Please ask me something else, or contact our "
             "support team."
         )
+
+
+def reply_hits_record(*, reply: Message, language: str, notes: Iterable[HitNote]) -> None:
+    """Log what moderation did to REPLY while it streamed."""
+    hits_record(
+        conversation_id=reply.conversation_id,
+        message_id=reply.pk,
+        direction=Direction.OUTPUT,
+        language=language,
+        notes=notes,
+    )

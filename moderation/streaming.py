@@ -10,10 +10,13 @@ With no rules for the language, pieces pass through untouched.
 
 from __future__ import annotations
 
+import dataclasses
+
+from chat.llm.base import ChatTurn, CompletionRequest
 from moderation import matching
 from moderation.models import Action, Direction, ModerationHit
 from moderation.selectors import rules_for
-from moderation.services import HitNote, notes_for
+from moderation.services import HitNote, input_masked, notes_for
 
 # Held back when a regular expression applies (its matches' length is unknown).
 REGEX_HOLD = 64
@@ -105,3 +108,20 @@ def _shifted(match: matching.Match, before: str) -> matching.Match:
     return matching.Match(
         rule=match.rule, start=match.start + len(before), end=match.end + len(before)
     )
+
+
+def reply_moderation(request: CompletionRequest) -> tuple[CompletionRequest, ReplyModerator]:
+    """For a reply about to be generated (call from a thread): REQUEST with the visitor's
+    words masked by the input rules of its language (the stored messages keep them), and the
+    moderator of the reply, with the output rules of the reply's language."""
+    moderator = ReplyModerator.for_language(language=request.reply_language or request.language)
+    if not rules_for(language=request.language, direction=Direction.INPUT):
+        return request, moderator
+    turns = [
+        ChatTurn(role=turn.role, content=input_masked(text=turn.content, language=request.language))
+        if turn.role == "user"
+        else turn
+        for turn in request.messages
+    ]
+    query = input_masked(text=request.query, language=request.language)
+    return dataclasses.replace(request, messages=turns, query=query), moderator

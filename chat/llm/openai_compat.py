@@ -228,6 +228,7 @@ class OpenAICompatBackend(LLMBackend):
         finish_reason: str | None = None
         first_ms: float | None = None
         done = False
+        refused = False  # the model declined (a refusal delta): reported as content_filter
         while not done:
             now = time.monotonic()
             if streamed:
@@ -300,6 +301,7 @@ class OpenAICompatBackend(LLMBackend):
                 text = delta.get("content") or ""
                 if choice.get("finish_reason"):
                     finish_reason = str(choice["finish_reason"])
+                refused = refused or bool(delta.get("refusal"))
                 if text:
                     if first_ms is None:
                         first_ms = (time.monotonic() - started) * 1000
@@ -310,7 +312,9 @@ class OpenAICompatBackend(LLMBackend):
                 f"{self.name} closed the stream before it finished ({streamed} pieces received)",
                 code="stream_cut",
             )
-        if not streamed:
+        if refused:
+            finish_reason = "content_filter"
+        if not streamed and finish_reason != "content_filter":
             raise LLMError(f"{self.name} returned an empty reply", code="empty_reply")
         if usage is None:
             # Servers that do not report usage while streaming (llama.cpp's): count the deltas.
