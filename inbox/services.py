@@ -25,6 +25,7 @@ from chat.models import Conversation, Message, MessageTranslation
 from chat.services import message_text_clean
 from inbox import handoff
 from inbox.models import AGENTS_GROUP, AgentProfile, Csat, Team
+from webhooks import events as webhook_events
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -137,6 +138,7 @@ def handoff_start(
                 )
         change.messages.append(_system(locked, text))
         change.state_changed = True
+        webhook_events.handoff_requested(conversation=locked)
         return change
 
 
@@ -207,6 +209,7 @@ def conversation_assign(
             text = _("%(name)s joined the conversation.") % {"name": agent.name}
         change.messages.append(_system(locked, text))
         change.state_changed = True
+        webhook_events.conversation_assigned(conversation=locked, agent=agent, by=by)
         return change
 
 
@@ -224,6 +227,7 @@ def conversation_transfer(
         locked.assignee = None
         locked.mode = Conversation.Mode.WAITING
         locked.save(update_fields=["team", "assignee", "mode", "updated_at"])
+        webhook_events.conversation_assigned(conversation=locked, agent=None, by=by)
         return Change(conversation=locked, state_changed=True)
 
 
@@ -242,6 +246,7 @@ def conversation_resolve(*, conversation_id: uuid.UUID, by: AgentProfile | None 
             text = _("This conversation was marked as resolved. How did we do?")
         change.messages.append(_system(locked, text))
         change.state_changed = True
+        webhook_events.conversation_resolved(conversation=locked, by=by)
         return change
 
 
@@ -337,6 +342,7 @@ def agent_message_send(
             )
             change.message = message
             change.messages.append(message)
+            webhook_events.message_created(message=message)
             if not note and _needs_translation(
                 conversation=locked, source=agent.preferred_language, target=locked.language
             ):
@@ -548,6 +554,7 @@ def csat_save(*, conversation: Conversation, rating: int, comment: str = "") -> 
         conversation_id=conversation.pk,
         defaults={"rating": rating, "comment": comment, "agent_id": fresh.assignee_id},
     )
+    webhook_events.csat_created(csat=csat)
     return csat
 
 
