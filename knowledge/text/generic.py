@@ -35,6 +35,6 @@ def words(text: str) -> list[str]:
         word = match.group()
         if _CJK_RUN.match(word):
             tokens.extend(bigrams(word))
-        else:
-            tokens.append(fold(word))
+        elif folded := fold(word):  # a lone combining mark folds to nothing
+            tokens.append(folded)
     return tokens
