@@ -20,6 +20,7 @@ from knowledge.models import Article, Source, SyncRun, domain_entries
 from knowledge.services.fields import field_name, languages
 from knowledge.services.indexing import Progress, articles_index
 from knowledge.text import detect_language, normalize_language
+from webhooks import events as webhook_events
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +128,8 @@ def _upsert_page(
             setattr(article, key, value)
         article.source = source
         article.save()
+        if created and article.status == Article.Status.PUBLISHED:
+            webhook_events.article_published(article=article)
     return article, "added" if created else ("updated" if changed else "unchanged")
 
 
@@ -376,6 +379,7 @@ def source_sync(
         run.finished_at = timezone.now()
         run.save()
         Source.objects.filter(pk=source.pk).update(last_synced_at=run.finished_at)
+        webhook_events.sync_run_finished(run=run)
         return run
 
 
@@ -384,11 +388,14 @@ def articles_publish(*, article_ids: list[int]) -> int:
     from knowledge.search import index_changed
 
     with transaction.atomic():
-        count = Article.objects.filter(pk__in=article_ids, status=Article.Status.DRAFT).update(
-            status=Article.Status.PUBLISHED
+        drafts = Article.objects.select_for_update().filter(
+            pk__in=article_ids, status=Article.Status.DRAFT
         )
+        published = list(drafts.values_list("pk", flat=True))
+        count = Article.objects.filter(pk__in=published).update(status=Article.Status.PUBLISHED)
         if count:
             transaction.on_commit(index_changed)  # search's counts of published chunks
+            webhook_events.articles_published(article_ids=published)
     return count
 
 
