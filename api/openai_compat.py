@@ -36,7 +36,7 @@ MAX_TOKENS = 4096
 
 
 # --- Input ------------------------------------------------------------------------------------
-class ContentPart(Schema):
+class ChatContentPart(Schema):
     type: Literal["text"]
     text: str
 
@@ -45,7 +45,7 @@ class ChatMessageIn(Schema):
     # "system" and "developer" messages are accepted and not used: the assistant's own system
     # prompt (grounding, glossary, language rules) is the one that applies.
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[ContentPart] | None = None
+    content: str | list[ChatContentPart] | None = None
     name: str | None = None
 
     @model_validator(mode="after")
@@ -60,11 +60,11 @@ class ChatMessageIn(Schema):
         return self.content or ""
 
 
-class StreamOptions(Schema):
+class ChatStreamOptions(Schema):
     include_usage: bool = False
 
 
-class ResponseFormat(Schema):
+class ChatResponseFormat(Schema):
     type: Literal["text"]
 
 
@@ -72,7 +72,7 @@ class ChatCompletionIn(Schema):
     model: str = Field(max_length=200)
     messages: list[ChatMessageIn] = Field(min_length=1, max_length=HISTORY_LIMIT)
     stream: bool = False
-    stream_options: StreamOptions | None = None
+    stream_options: ChatStreamOptions | None = None
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS)
@@ -84,7 +84,7 @@ class ChatCompletionIn(Schema):
     n: int = Field(1, ge=1, le=1, description="Only one choice is generated.")
     tools: list[dict[str, Any]] | None = None
     functions: list[dict[str, Any]] | None = None
-    response_format: ResponseFormat | None = None
+    response_format: ChatResponseFormat | None = None
     logprobs: bool | None = None
     user: str | None = Field(None, max_length=200)
 
@@ -138,7 +138,7 @@ class ChatCompletionIn(Schema):
 
 
 # --- Output -----------------------------------------------------------------------------------
-class Citation(Schema):
+class CompletionCitation(Schema):
     title: str
     url: str
 
@@ -147,19 +147,19 @@ class ChatMessageOut(Schema):
     role: Literal["assistant"] = "assistant"
     content: str
     refusal: None = None
-    citations: list[Citation] = Field(
+    citations: list[CompletionCitation] = Field(
         default_factory=list, description="The knowledge-base articles the reply was given."
     )
 
 
-class ChoiceOut(Schema):
+class CompletionChoice(Schema):
     index: int = 0
     message: ChatMessageOut
     finish_reason: Literal["stop", "length"]
     logprobs: None = None
 
 
-class UsageOut(Schema):
+class CompletionUsage(Schema):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
@@ -170,9 +170,9 @@ class ChatCompletionOut(Schema):
     object: Literal["chat.completion"] = "chat.completion"
     created: int
     model: str
-    choices: list[ChoiceOut]
-    usage: UsageOut
-    citations: list[Citation] = Field(
+    choices: list[CompletionChoice]
+    usage: CompletionUsage
+    citations: list[CompletionCitation] = Field(
         default_factory=list, description="The same as choices[0].message.citations."
     )
     conversation_id: str | None = Field(
@@ -180,16 +180,16 @@ class ChatCompletionOut(Schema):
     )
 
 
-class ModelOut(Schema):
+class AssistantModel(Schema):
     id: str
     object: Literal["model"] = "model"
     created: int
     owned_by: str
 
 
-class ModelListOut(Schema):
+class AssistantModelList(Schema):
     object: Literal["list"] = "list"
-    data: list[ModelOut]
+    data: list[AssistantModel]
 
 
 def _usage(usage: Any) -> dict[str, int]:
@@ -373,7 +373,7 @@ def chat_completions(request: HttpRequest, payload: ChatCompletionIn) -> Any:
 
 @router.get(
     "/models",
-    response={200: ModelListOut, 401: errors.ErrorBody, 403: errors.ErrorBody},
+    response={200: AssistantModelList, 401: errors.ErrorBody, 403: errors.ErrorBody},
     auth=Access("assistant"),
     summary="The assistant, as OpenAI's model list",
 )

@@ -5,7 +5,9 @@ no-knowledge reply, masking), SSE streaming, stored and stateless conversations,
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -318,3 +320,55 @@ def test_a_failed_reply_raises_internal_server_error(client: openai.OpenAI) -> N
         client.chat.completions.create(model=MODEL, messages=_ask("hello there"))
     assert caught.value.status_code == 503
 
+
+# --- Under Daphne (ASGI), as in production ----------------------------------------------------
+@pytest.fixture
+def daphne() -> Iterator[Any]:
+    from types import SimpleNamespace
+
+    from tests.e2e.conftest import ChatServer, free_port, server_env
+
+    server = ChatServer(server_env(SimpleNamespace(port=free_port())), free_port())  # type: ignore[arg-type]
+    yield server
+    server.kill()
+
+
+def test_under_daphne_the_reply_streams_as_it_is_generated(daphne: Any) -> None:
+    _key, token = api_key("assistant")
+    arrivals: list[tuple[float, Any]] = []
+    with _client(daphne.url, token).chat.completions.with_streaming_response.create(
+        model=MODEL, messages=_ask(PASSWORD_QUESTION), stream=True, extra_headers={HEADER: "new"}
+    ) as response:
+        conversation_id = response.headers[HEADER]
+        for chunk in response.parse():
+            arrivals.append((time.monotonic(), chunk))
+    pieces = [(at, c.choices[0].delta.content) for at, c in arrivals if c.choices]
+    content = [(at, text) for at, text in pieces if text]
+    text = "".join(text for _at, text in content)
+    assert text == f"You asked: «{PASSWORD_QUESTION}». This is question 1 of our conversation."
+    # The fake writes a token every 45 ms: the pieces came as they were written, not at once.
+    assert content[-1][0] - content[0][0] > 0.3
+    assert [c["url"] for c in arrivals[-1][1].model_extra["citations"]] == [PASSWORD_URL]
+    reply = Message.objects.get(conversation_id=conversation_id, role="assistant")
+    assert (reply.text, reply.status) == (text, "complete")
+
+
+def test_under_daphne_a_client_that_leaves_mid_reply_leaves_it_cancelled(daphne: Any) -> None:
+    _key, token = api_key("assistant")
+    with _client(daphne.url, token).chat.completions.with_streaming_response.create(
+        model=MODEL, messages=_ask(PASSWORD_QUESTION), stream=True, extra_headers={HEADER: "new"}
+    ) as response:
+        conversation_id = response.headers[HEADER]
+        received = ""
+        for chunk in response.parse():
+            received += (chunk.choices[0].delta.content or "") if chunk.choices else ""
+            if len(received) > 10:
+                break
+    deadline = time.monotonic() + 10
+    reply = Message.objects.get(conversation_id=conversation_id, role="assistant")
+    while reply.status == "streaming" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        reply.refresh_from_db()
+    assert reply.status == "cancelled"
+    full = f"You asked: «{PASSWORD_QUESTION}». This is question 1 of our conversation."
+    assert reply.text.startswith(received) and reply.text != full
