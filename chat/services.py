@@ -23,6 +23,7 @@ from chat import errors
 from chat.llm.base import Usage
 from chat.models import Conversation, Feedback, Message, TurnKnowledge, Visitor
 from chat.prompts import KnowledgeSnippet
+from webhooks import events as webhook_events
 
 logger = logging.getLogger(__name__)
 
@@ -218,9 +219,11 @@ def message_send(
     try:
         with transaction.atomic():
             if conversation is None:
-                conversation, _created = Conversation.objects.get_or_create(
+                conversation, opened = Conversation.objects.get_or_create(
                     visitor=visitor, opening_client_id=client_id, defaults={"language": language}
                 )
+                if opened:
+                    webhook_events.conversation_created(conversation=conversation)
             existing = _message_by_client_id(conversation=conversation, client_id=client_id)
             if existing is not None:
                 return existing
@@ -243,6 +246,7 @@ def message_send(
                 client_id=client_id,
             )
             blocked = _moderation_blocks(conversation=conversation, message=message)
+            webhook_events.message_created(message=message)
             change = None
             if not blocked:
                 change = _human_side_after(conversation=conversation, message=message)
@@ -522,6 +526,7 @@ def feedback_save(
     feedback, _created = Feedback.objects.update_or_create(
         message=message, defaults={"rating": rating, "comment": comment}
     )
+    webhook_events.feedback_created(feedback=feedback)
     return feedback
 
 
