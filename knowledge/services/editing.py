@@ -14,6 +14,7 @@ from knowledge.models import Article, Category, Source, SyncRun
 from knowledge.services.fields import TRANSLATED_FIELDS, field_name, languages
 from knowledge.services.indexing import article_index_later
 from knowledge.services.sync import articles_publish, source_sync_later
+from webhooks import events as webhook_events
 
 # One language version of an article: {"title": ..., "body": ..., "url": ...}; None (instead of
 # the mapping) removes that language's version.
@@ -86,6 +87,8 @@ def article_create(*, fields: Mapping[str, Any], translations: Translations) -> 
         _article_check(article)
         article.save()
         article_index_later(article=article)
+        if article.status == Article.Status.PUBLISHED:
+            webhook_events.article_published(article=article)
     return article
 
 
@@ -105,6 +108,7 @@ def article_update(
             return None
         if precondition is not None:
             precondition(article)
+        was_published = article.status == Article.Status.PUBLISHED
         for name in ARTICLE_FIELDS:
             if name in fields:
                 setattr(article, name, fields[name])
@@ -115,6 +119,8 @@ def article_update(
         article.save()
         article_index_later(article=article)
         _index_changed_on_commit()  # a status change alters search's published counts
+        if not was_published and article.status == Article.Status.PUBLISHED:
+            webhook_events.article_published(article=article)
     return article
 
 
