@@ -155,7 +155,7 @@ class ChatMessageOut(Schema):
 class CompletionChoice(Schema):
     index: int = 0
     message: ChatMessageOut
-    finish_reason: Literal["stop", "length"]
+    finish_reason: Literal["stop", "length", "content_filter"]
     logprobs: None = None
 
 

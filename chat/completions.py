@@ -30,6 +30,8 @@ from chat.language import language_supported, reply_language
 from chat.llm.base import CompletionRequest, LLMError, Sampling, Usage
 from chat.models import Conversation, DecodingPreset, Message, Visitor
 from chat.reply_text import ReplyFilter
+from moderation.services import hits_record, safe_reply
+from moderation.streaming import reply_moderation
 from privacy.masking import PlaceholderRestorer
 
 logger = logging.getLogger(__name__)
@@ -177,6 +179,8 @@ def completion_prepare(
     )
     if sent.change is not None:
         _broadcast_change(sent.change)
+    if sent.blocked:
+        raise errors.MessageBlocked()  # stored (nothing said is lost), not answered
     if sent.reply is None:
         raise PersonAnswers()
     reply = services.reply_claim(conversation_id=conversation.pk)
@@ -265,7 +269,7 @@ def _conversation_for(*, caller: Caller, conversation_ref: str) -> Conversation:
 
 
 def _openai_finish_reason(reported: str | None) -> str:
-    return "length" if reported == "length" else "stop"
+    return reported if reported in ("length", "content_filter") else "stop"
 
 
 async def completion_stream(completion: Completion) -> AsyncGenerator[Delta | Finished, None]:
@@ -275,6 +279,8 @@ async def completion_stream(completion: Completion) -> AsyncGenerator[Delta | Fi
     client that goes away leaves it cancelled with what it got."""
     request = completion.request
     stored = completion.reply_id is not None
+    # The visitor's words masked by the input rules; the reply moderated as it streams.
+    request, moderated = await in_reply_thread(reply_moderation)(request)
     shown = ReplyFilter(request.reply_language or request.language)
     restored = PlaceholderRestorer(dict(request.pii_originals))
     backend = replies.reply_backend(request)
@@ -314,6 +320,7 @@ async def completion_stream(completion: Completion) -> AsyncGenerator[Delta | Fi
                 async for chunk in chunks:
                     piece = shown.feed(chunk.text, verbatim=chunk.verbatim) if chunk.text else ""
                     piece = restored.feed(piece) if piece else ""
+                    piece = moderated.feed(piece) if piece else ""
                     if piece:
                         if ttft_ms is None:
                             ttft_ms = (time.monotonic() - started) * 1000
@@ -323,6 +330,10 @@ async def completion_stream(completion: Completion) -> AsyncGenerator[Delta | Fi
                         usage, reported = chunk.usage, chunk.finish_reason
                         backend_ttft_ms = chunk.backend_ttft_ms
                         replica = chunk.replica or replica
+                    if chunk.finish_reason == "content_filter":  # the model's own refusal
+                        moderated.refuse()
+                    if moderated.blocked:
+                        break
                     if stored and time.monotonic() >= next_checkpoint:
                         assert completion.reply_id is not None
                         stop = await in_reply_thread(services.reply_checkpoint)(
@@ -339,6 +350,13 @@ async def completion_stream(completion: Completion) -> AsyncGenerator[Delta | Fi
             status, error_code = Message.Status.FAILED, "llm_error"
             logger.exception("API reply failed")
         tail = restored.feed(shown.flush()) + restored.flush()
+        tail = moderated.feed(tail) + moderated.flush()
+        if moderated.blocked:
+            # Stored as the safe message; a stream cannot take back what it sent (nothing
+            # moderation caught was sent), so the safe message follows it.
+            replacement = safe_reply(language=request.reply_language or request.language)
+            yield Delta(text=("\n\n" if text else "") + replacement)
+            text, tail, reported = replacement, "", "content_filter"
         if tail:
             text += tail
             yield Delta(text=tail)
@@ -347,6 +365,14 @@ async def completion_stream(completion: Completion) -> AsyncGenerator[Delta | Fi
         await store()
         raise
     await store()
+    if completion.conversation_id is not None and moderated.notes:
+        await in_reply_thread(hits_record)(
+            conversation_id=completion.conversation_id,
+            message_id=completion.reply_id,
+            direction="output",
+            language=request.reply_language or request.language,
+            notes=moderated.notes,
+        )
     yield Finished(
         text=text,
         finish_reason=_openai_finish_reason(reported),
