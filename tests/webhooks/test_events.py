@@ -1,0 +1,172 @@
+"""Events from the real services reach a receiver on loopback, signed, after commit.
+
+The deliveries run as in the embedded mode (a background thread after commit, no broker), so
+each test goes from the service call to the verified POST the receiver got.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from chat import errors
+from chat import services as chat
+from chat.models import Conversation, Message, Visitor
+from inbox import services as inbox
+from knowledge.models import Article, Source
+from knowledge.services import articles_publish, source_sync
+from tests.inbox.agents import agent_create
+from tests.webhooks.receiver import Received, Receiver
+from webhooks import services
+from webhooks.models import Delivery
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _in_process(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.BACKGROUND_IN_PROCESS = True
+
+
+def subscribe(receiver: Receiver, *types: str) -> None:
+    subscription = services.subscription_create(
+        name="CRM", target_url=receiver.url, event_types=list(types)
+    )
+    receiver.secret = subscription.secret
+
+
+def events(receiver: Receiver, count: int) -> list[Received]:
+    received = receiver.wait_for(count)
+    assert all(r.verified for r in received), [r.problem for r in received]
+    return sorted(received, key=lambda r: (r.json["created_at"], r.json["type"]))
+
+
+def send(conversation: Conversation | None, text: str, client_id: str, *, language: str = "en"):  # type: ignore[no-untyped-def]
+    visitor = conversation.visitor if conversation else Visitor.objects.create(external_id="u-7")
+    return chat.message_send(
+        visitor=visitor,
+        conversation=conversation,
+        language=language,
+        client_id=client_id,
+        text=text,
+    )
+
+
+def test_a_visitor_message_opens_a_conversation_and_is_announced(receiver: Receiver) -> None:
+    subscribe(receiver, "conversation.created", "message.created")
+    result = send(None, "Wie setze ich mein Passwort zurück?", "c1", language="de")
+    created, message = events(receiver, 2)
+    assert created.json["type"] == "conversation.created"
+    conversation = created.json["data"]["conversation"]
+    assert conversation["id"] == str(result.conversation.pk)
+    assert conversation["language"] == "de"
+    assert conversation["visitor"]["external_id"] == "u-7"
+    assert message.json["type"] == "message.created"
+    assert message.headers["X-AutoGLM-Event"] == "message.created"
+    data = message.json["data"]
+    assert data["conversation_id"] == str(result.conversation.pk)
+    assert data["message"]["id"] == result.message.pk
+    assert data["message"]["role"] == "user"
+    assert data["message"]["text"] == "Wie setze ich mein Passwort zurück?"
+    # The next message of the conversation: no second conversation.created, and a retry of the
+    # same client id (stored once) is not announced twice.
+    send(result.conversation, "Danke", "c2")
+    send(result.conversation, "Danke", "c2")
+    received = receiver.wait_for(3)
+    assert [r.json["type"] for r in received].count("conversation.created") == 1
+    assert Delivery.objects.filter(event_type="message.created").count() == 2
+
+
+def test_a_message_that_rolls_back_is_not_announced(receiver: Receiver, settings) -> None:  # type: ignore[no-untyped-def]
+    subscribe(receiver, "conversation.created", "message.created")
+    settings.CHAT_RATE_LIMIT_MESSAGES = 0  # the service fails after opening the conversation
+    with pytest.raises(errors.RateLimited):
+        send(None, "Hello", "c1")
+    assert not Conversation.objects.exists()
+    assert not Delivery.objects.exists()
+    settings.CHAT_RATE_LIMIT_MESSAGES = 20
+    send(None, "Hello", "c2")
+    assert {r.json["type"] for r in events(receiver, 2)} == {
+        "conversation.created",
+        "message.created",
+    }
+
+
+def test_handoff_claim_resolve_and_csat_are_announced(receiver: Receiver) -> None:
+    subscribe(
+        receiver,
+        "handoff.requested",
+        "conversation.assigned",
+        "conversation.resolved",
+        "csat.created",
+        "message.created",
+    )
+    agent = agent_create()
+    result = send(None, "I want to talk to a human", "c1")
+    handoff = next(r for r in events(receiver, 2) if r.json["type"] == "handoff.requested")
+    data = handoff.json["data"]
+    assert data["reason"] == Conversation.HandoffReason.VISITOR_REQUEST
+    assert data["conversation"]["mode"] == "waiting"
+    conversation_id = result.conversation.pk
+    inbox.conversation_claim(conversation_id=conversation_id, agent=agent)
+    inbox.agent_message_send(
+        conversation_id=conversation_id, agent=agent, client_id="a1", text="Hallo, ich bin Anna."
+    )
+    inbox.agent_message_send(
+        conversation_id=conversation_id, agent=agent, client_id="n1", text="private", note=True
+    )
+    inbox.conversation_resolve(conversation_id=conversation_id, by=agent)
+    inbox.csat_save(conversation=result.conversation, rating=4, comment="gut")
+    received = events(receiver, 6)
+    by_type = {r.json["type"]: r.json["data"] for r in received}
+    assert by_type["conversation.assigned"]["agent"] == {"id": agent.user_id, "name": "Anna"}
+    assert by_type["conversation.assigned"]["conversation"]["mode"] == "agent"
+    assert by_type["conversation.resolved"]["conversation"]["status"] == "closed"
+    assert by_type["csat.created"] == {
+        "conversation_id": str(conversation_id),
+        "rating": 4,
+        "comment": "gut",
+        "agent_id": agent.user_id,
+        "created_at": by_type["csat.created"]["created_at"],
+    }
+    texts = [
+        r.json["data"]["message"]["text"] for r in received if r.json["type"] == "message.created"
+    ]
+    assert texts == ["I want to talk to a human", "Hallo, ich bin Anna."]  # no private note
+    assert Message.objects.filter(role="note", text="private").exists()  # stored, not sent
+
+
+def test_feedback_on_a_reply_is_announced(receiver: Receiver) -> None:
+    subscribe(receiver, "feedback.created")
+    result = send(None, "How do I share a folder?", "c1")
+    chat.feedback_save(
+        conversation=result.conversation, message_id=result.reply.pk, rating="down", comment="no"
+    )
+    (feedback,) = events(receiver, 1)
+    assert feedback.json["data"]["message_id"] == result.reply.pk
+    assert (feedback.json["data"]["rating"], feedback.json["data"]["comment"]) == ("down", "no")
+
+
+def test_publishing_and_syncing_the_knowledge_base_are_announced(
+    receiver: Receiver,
+    settings,  # type: ignore[no-untyped-def]
+) -> None:
+    settings.KNOWLEDGE_FETCH_ALLOW_PRIVATE = True
+    subscribe(receiver, "article.published", "sync.finished", "sync.failed")
+    draft = Article.objects.create(title_en="Sharing", body_en="Share it.", status="draft")
+    assert articles_publish(article_ids=[draft.pk]) == 1
+    assert articles_publish(article_ids=[draft.pk]) == 0  # published already: not again
+    manual = Source.objects.create(name="Manual", kind=Source.Kind.MANUAL)
+    finished = source_sync(source_id=manual.pk)
+    gone = Source.objects.create(
+        name="Gone", kind=Source.Kind.SITEMAP, url="http://127.0.0.1:9/s.xml"
+    )
+    failed = source_sync(source_id=gone.pk)
+    assert finished is not None and failed is not None and failed.status == "failed"
+    by_type = {r.json["type"]: r.json["data"] for r in events(receiver, 3)}
+    assert by_type["article.published"]["article"]["id"] == draft.pk
+    assert by_type["article.published"]["article"]["title"] == "Sharing"
+    assert by_type["sync.finished"]["sync_run"]["id"] == finished.pk
+    assert by_type["sync.finished"]["sync_run"]["source"] == {"id": manual.pk, "name": "Manual"}
+    assert by_type["sync.failed"]["sync_run"]["status"] == "failed"
+    assert by_type["sync.failed"]["sync_run"]["errors"]
+    assert Delivery.objects.filter(event_type="article.published").count() == 1
