@@ -71,7 +71,7 @@ class ChatResponseFormat(Schema):
 class ChatCompletionIn(Schema):
     model: str = Field(max_length=200)
     messages: list[ChatMessageIn] = Field(min_length=1, max_length=HISTORY_LIMIT)
-    stream: bool = False
+    stream: bool | None = False
     stream_options: ChatStreamOptions | None = None
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
@@ -81,7 +81,7 @@ class ChatCompletionIn(Schema):
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     seed: int | None = None
-    n: int = Field(1, ge=1, le=1, description="Only one choice is generated.")
+    n: int | None = Field(None, ge=1, le=1, description="Only one choice is generated.")
     tools: list[dict[str, Any]] | None = None
     functions: list[dict[str, Any]] | None = None
     response_format: ChatResponseFormat | None = None

@@ -177,6 +177,30 @@ def test_sampling_options_reach_the_backend_within_bounds(client: openai.OpenAI)
     assert sampling.stop[0] == "END" and "[Reply in " in sampling.stop
 
 
+def test_text_content_parts_and_null_options_are_accepted(live_server: Any) -> None:
+    _key, token = api_key("assistant")
+    body = {
+        "model": MODEL,
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": PASSWORD_QUESTION}]},
+        ],
+        "n": None,
+        "stream": None,
+        "temperature": None,
+        "stream_options": None,
+        "tool_choice": "none",
+    }
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        f"{live_server.url}/api/v1/openai/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        completion = json.loads(response.read())
+    assert [c["url"] for c in completion["citations"]] == [PASSWORD_URL]
+    assert PASSWORD_QUESTION in completion["choices"][0]["message"]["content"]
+
+
 # --- Conversations ----------------------------------------------------------------------------
 def test_stateless_calls_store_nothing(client: openai.OpenAI) -> None:
     history = [
@@ -226,7 +250,16 @@ def test_a_streamed_reply_is_stored_at_the_end(client: openai.OpenAI) -> None:
         extra_headers={HEADER: "new"},
     ) as response:
         conversation_id = response.headers[HEADER]
-        chunks = list(response.parse())
+        chunks = []
+        for chunk in response.parse():
+            if not chunks:  # the visitor's message is stored before the reply starts
+                stored = list(Message.objects.filter(conversation_id=conversation_id))
+                assert [(m.role, m.status) for m in stored] == [
+                    ("user", "complete"),
+                    ("assistant", "streaming"),
+                ]
+                assert stored[0].text == PASSWORD_QUESTION
+            chunks.append(chunk)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     reply = Message.objects.get(conversation_id=conversation_id, role="assistant")
     assert (reply.text, reply.status, reply.finish_reason) == (text, "complete", "stop")
@@ -372,3 +405,14 @@ def test_under_daphne_a_client_that_leaves_mid_reply_leaves_it_cancelled(daphne:
     assert reply.status == "cancelled"
     full = f"You asked: «{PASSWORD_QUESTION}». This is question 1 of our conversation."
     assert reply.text.startswith(received) and reply.text != full
+
+
+def test_under_daphne_a_whole_completion_is_answered_and_stored(daphne: Any) -> None:
+    _key, token = api_key("assistant")
+    raw = _client(daphne.url, token).chat.completions.with_raw_response.create(
+        model=MODEL, messages=_ask(PASSWORD_QUESTION), extra_headers={HEADER: "new"}
+    )
+    completion = raw.parse()
+    assert [c["url"] for c in completion.model_extra["citations"]] == [PASSWORD_URL]
+    reply = Message.objects.get(conversation_id=raw.headers[HEADER], role="assistant")
+    assert (reply.text, reply.status) == (completion.choices[0].message.content, "complete")
