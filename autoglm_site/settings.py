@@ -245,6 +245,8 @@ ROSETTA_ENABLE_TRANSLATION_SUGGESTIONS = False  # nothing leaves the server
 # --- Static files ---------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "staticfiles"
+# Uploaded source files land in the data directory, never in the code tree.
+MEDIA_ROOT = DATA_DIR / "media"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -518,6 +520,9 @@ KNOWLEDGE_SITEMAP_MAX_NESTED = env_int("KNOWLEDGE_SITEMAP_MAX_NESTED", 50, minim
 # Development and tests only: lets syncs fetch loopback and private addresses (never link-local
 # ones such as the cloud metadata service). Fetched pages are quoted to anonymous visitors.
 KNOWLEDGE_FETCH_ALLOW_PRIVATE = env_bool("KNOWLEDGE_FETCH_ALLOW_PRIVATE", False)
+# PDFs are parsed in a child process with these limits (knowledge.pdf_worker).
+KNOWLEDGE_PDF_TIMEOUT_SECONDS = env_float("KNOWLEDGE_PDF_TIMEOUT_SECONDS", 30.0, minimum=1)
+KNOWLEDGE_PDF_MEMORY_MB = env_int("KNOWLEDGE_PDF_MEMORY_MB", 1024, minimum=128)
 
 # --- Privacy (privacy app; docs/privacy.md) -------------------------------------------------
 # Conversations (with their messages, translations, feedback and ratings) whose last activity

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 from html.parser import HTMLParser
 from xml.etree.ElementTree import ParseError
@@ -16,6 +15,21 @@ from knowledge.fetch import FetchError, decode
 _SKIP = {"script", "style", "noscript", "template", "svg", "iframe", "object", "head", "nav"}
 _BLOCK = {"p", "div", "section", "article", "li", "tr", "br", "table", "ul", "ol", "pre", "main"}
 _SITEMAP_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
+_VOID = {"area", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
+# Inline styles that hide an element from readers: text a reader cannot see must not reach
+# the prompt (hidden instructions, phishing links in "official" answers).
+_HIDING_STYLE = re.compile(
+    r"display\s*:\s*none|visibility\s*:\s*(hidden|collapse)|font-size\s*:\s*0(?![.\d]*[1-9])"
+    r"|opacity\s*:\s*0(?![.\d]*[1-9])|(?:^|;)\s*(width|height)\s*:\s*0(px)?\s*(;|$)",
+    re.IGNORECASE,
+)
+
+
+def _hidden(attrs: list[tuple[str, str | None]]) -> bool:
+    values = {name.lower(): (value or "") for name, value in attrs}
+    if "hidden" in values or values.get("aria-hidden", "").lower() == "true":
+        return True
+    return bool(_HIDING_STYLE.search(values.get("style", "")))
 
 
 class _HTMLToMarkdown(HTMLParser):
@@ -25,11 +39,19 @@ class _HTMLToMarkdown(HTMLParser):
         self.title = ""
         self.first_h1 = ""
         self._skip_depth = 0
+        self._hidden_tag = ""  # the element hiding its content, and how deep we are in it
+        self._hidden_depth = 0
         self._in_title = False
         self._heading: str | None = None
         self._heading_text: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._hidden_depth:
+            self._hidden_depth += tag == self._hidden_tag
+            return
+        if tag not in _VOID and _hidden(attrs):
+            self._hidden_tag, self._hidden_depth = tag, 1
+            return
         if tag == "title":
             self._in_title = True
         elif tag in _SKIP:
@@ -41,6 +63,9 @@ class _HTMLToMarkdown(HTMLParser):
             self.parts.append("\n\n" if tag != "li" else "\n\n- ")
 
     def handle_endtag(self, tag: str) -> None:
+        if self._hidden_depth:
+            self._hidden_depth -= tag == self._hidden_tag
+            return
         if tag == "title":
             self._in_title = False
         elif tag in _SKIP:
@@ -54,6 +79,8 @@ class _HTMLToMarkdown(HTMLParser):
             self._heading = None
 
     def handle_data(self, data: str) -> None:
+        if self._hidden_depth:
+            return
         if self._in_title:
             self.title += data
         elif self._skip_depth:
@@ -101,17 +128,47 @@ def document_from_bytes(*, name: str, data: bytes) -> tuple[str, str]:
     )
 
 
+def _pdf_limits() -> None:  # pragma: no cover - runs in the child, before exec
+    import resource
+
+    from django.conf import settings
+
+    memory = settings.KNOWLEDGE_PDF_MEMORY_MB * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    seconds = int(settings.KNOWLEDGE_PDF_TIMEOUT_SECONDS)
+    resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
+
+
 def _pdf(data: bytes, *, fallback: str) -> tuple[str, str]:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    """A PDF's text, parsed in a child process with memory and time limits (pdf_worker)."""
+    import json
+    import subprocess
+    import sys
+
+    from django.conf import settings
 
     try:
-        reader = PdfReader(io.BytesIO(data))
-        pages = [page.extract_text() or "" for page in reader.pages]
-        title = (reader.metadata.title if reader.metadata else None) or fallback
-    except (PdfReadError, ValueError, KeyError) as exc:
-        raise FetchError(_("The PDF could not be read: %(error)s") % {"error": exc}) from exc
-    return str(title), "\n\n".join(page.strip() for page in pages if page.strip())
+        finished = subprocess.run(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "knowledge.pdf_worker"],
+            input=data,
+            capture_output=True,
+            timeout=settings.KNOWLEDGE_PDF_TIMEOUT_SECONDS,
+            preexec_fn=_pdf_limits,  # noqa: PLW1509 - only setrlimit, before exec
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise FetchError(_("The PDF took too long to read.")) from exc
+    try:
+        result = json.loads(finished.stdout or b"{}")
+    except ValueError:
+        result = {}
+    if finished.returncode != 0 or not isinstance(result, dict) or "body" not in result:
+        error = result.get("error") if isinstance(result, dict) else None
+        if error is None:
+            # Killed by its limits (memory, CPU) or crashed: too big or broken, either way.
+            error = _("it is too large or complex to read")
+        raise FetchError(_("The PDF could not be read: %(error)s") % {"error": error})
+    return str(result.get("title") or fallback), str(result["body"])
 
 
 def sitemap_entries(xml: str) -> tuple[list[tuple[str, str]], list[str]]:
