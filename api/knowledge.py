@@ -36,7 +36,8 @@ T = TypeVar("T")
 
 READ_ERRORS: dict[int, Any] = {401: errors.ErrorBody, 403: errors.ErrorBody, 422: errors.ErrorBody}
 ONE_ERRORS: dict[int, Any] = {**READ_ERRORS, 404: errors.ErrorBody}
-WRITE_ERRORS: dict[int, Any] = {**ONE_ERRORS, 409: errors.ErrorBody}
+# 400: a body that is not JSON at all; 422: JSON that is not a valid body.
+WRITE_ERRORS: dict[int, Any] = {**ONE_ERRORS, 400: errors.ErrorBody, 409: errors.ErrorBody}
 
 
 # --- Input -----------------------------------------------------------------------------------
@@ -801,7 +802,7 @@ def search_get(request: HttpRequest, query: Query[SearchIn]) -> Any:
 
 @router.post(
     "/search",
-    response={200: SearchOut, **READ_ERRORS},
+    response={200: SearchOut, 400: errors.ErrorBody, **READ_ERRORS},
     auth=READ,
     summary="Search as the assistant retrieves (body)",
 )

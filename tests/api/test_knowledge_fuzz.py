@@ -1,8 +1,11 @@
 """The knowledge API under generated requests (schemathesis, from its own OpenAPI schema): never
-a server error, and every status and body is one the schema documents."""
+a server error, and every status and body is one the schema documents; valid requests and
+invalid ones (negative generation)."""
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +15,7 @@ from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
 
 from knowledge.models import Article, Category, Source
 from tests.api.keys import api_key
@@ -63,10 +67,14 @@ def test_no_server_error_and_only_documented_responses(knowledge_schema: Any, to
     ]
     operations = [result.ok() for result in knowledge_schema.get_all_operations()]
     assert len(operations) >= 30
-    for operation in operations:
+    for operation, mode in itertools.product(operations, GenerationMode):
 
-        @given(case=operation.as_strategy())
-        @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(
+            max_examples=int(os.environ.get("FUZZ_EXAMPLES", "15")),
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def check(case: Any) -> None:
             response = case.call(headers={"Authorization": f"Bearer {token}"})
             case.validate_response(response, checks=checks)
