@@ -20,6 +20,7 @@ from webhooks.transport import TargetRefused, target_check
 
 
 class SubscriptionForm(forms.ModelForm):
+    target_url = forms.URLField(label=_("target URL"), max_length=2000, assume_scheme="https")
     event_types = forms.MultipleChoiceField(
         label=_("events"),
         choices=[(name, f"{name}: {text}") for name, text in EVENT_TYPES.items()],
