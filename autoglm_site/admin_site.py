@@ -9,6 +9,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from autoglm_site.addresses import request_address
 from autoglm_site.login_throttle import (
     login_failure_record,
     login_failures_clear,
@@ -28,7 +29,7 @@ class ThrottledAuthenticationForm(AdminAuthenticationForm):
 
     def clean(self) -> dict[str, Any]:
         username = str(self.cleaned_data.get("username") or "")
-        address = self.request.META.get("REMOTE_ADDR", "") if self.request else ""
+        address = request_address(self.request) if self.request else ""
         if username and login_locked_out(username=username, address=address):
             raise ValidationError(self.error_messages["throttled"], code="throttled")
         try:

@@ -8,63 +8,23 @@ lists them with their settings.
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections import Counter
-from functools import lru_cache
-from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 
+# Re-exported: the chat's limits count per address (autoglm_site.addresses).
+from autoglm_site.addresses import client_address as client_address
+from autoglm_site.addresses import scope_address as scope_address
 from chat import errors
 
 # Daphne (Autobahn) lets an application close only with 1000 or 3000-4999: the policy
 # violation (1008) of an abusive client is sent as 4008. Frames over Daphne's own size limit
-# are closed by Daphne itself with 1009 before they are buffered (autoglm_site.daphne).
+# are closed by Daphne itself with 1009 before they are buffered (autoglm_site.daphne_server).
 ABUSE_CLOSE_CODE = 4008
 # Idle for CHAT_IDLE_TIMEOUT_SECONDS: the widget reconnects only when the visitor is back.
 IDLE_CLOSE_CODE = 4001
-
-
-@lru_cache(maxsize=8)
-def _networks(
-    entries: tuple[str, ...],
-) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
-
-
-def _trusted(address: str) -> bool:
-    networks = _networks(tuple(settings.TRUSTED_PROXIES))
-    if not networks:
-        return False
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
-
-
-def client_address(*, peer: str, forwarded_for: str = "") -> str:
-    """Who is on the other end: PEER, unless PEER is a trusted proxy; then the rightmost
-    X-Forwarded-For address that is not a trusted proxy (the ones left of it are the client's
-    own claims, which anyone can forge)."""
-    if not peer or not _trusted(peer):
-        return peer or "unknown"
-    for hop in reversed([part.strip() for part in forwarded_for.split(",") if part.strip()]):
-        if not _trusted(hop):
-            try:
-                return str(ipaddress.ip_address(hop))
-            except ValueError:
-                return peer  # a forged or garbled header: count the proxy
-    return peer
-
-
-def scope_address(scope: dict[str, Any]) -> str:
-    client = scope.get("client") or ("", 0)
-    headers = dict(scope.get("headers", []))
-    forwarded = headers.get(b"x-forwarded-for", b"").decode("latin-1")
-    return client_address(peer=str(client[0] or ""), forwarded_for=forwarded)
 
 
 def _window_hit(name: str, *, limit: int, window: int) -> bool:
