@@ -167,10 +167,16 @@ class ConversationQuery(Schema):
     @field_validator("created_after", "created_before")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        # A time without an offset is UTC.
-        if value is not None and value.tzinfo is None:
+        # A time without an offset is UTC; any other offset is turned into UTC (PostgreSQL
+        # refuses offsets beyond 16 hours, which ISO 8601 allows).
+        if value is None:
+            return None
+        if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        return value
+        try:
+            return value.astimezone(UTC)
+        except OverflowError as exc:
+            raise ValueError("out of range") from exc
 
 
 class PageQuery(Schema):

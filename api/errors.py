@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from django.http import HttpRequest, HttpResponse
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.csrf import csrf_exempt
 from ninja import Schema
 
 
@@ -123,5 +124,6 @@ def error_response(error: ApiError) -> HttpResponse:
     return response
 
 
+@csrf_exempt  # a POST to an unknown address is a JSON 404 too, not the CSRF failure page
 def not_found_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
     return error_response(NotFound())
