@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
+from autoglm_site.addresses import request_address
+
 logger = logging.getLogger(__name__)
 
 
@@ -37,7 +39,7 @@ class ApiCallLogMiddleware:
                 path=request.path[:500],
                 status=response.status_code,
                 duration_ms=int(seconds * 1000),
-                remote_addr=request.META.get("REMOTE_ADDR") or None,
+                remote_addr=request_address(request) if request.META.get("REMOTE_ADDR") else None,
             )
         except Exception:  # the log never breaks the call it logs
             logger.exception("could not log the API call %s %s", request.method, request.path)
