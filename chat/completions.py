@@ -30,6 +30,9 @@ from chat.language import language_supported, reply_language
 from chat.llm.base import CompletionRequest, LLMError, Sampling, Usage
 from chat.models import Conversation, DecodingPreset, Message, Visitor
 from chat.reply_text import ReplyFilter
+from moderation import matching
+from moderation.models import Action, Direction
+from moderation.selectors import rules_for
 from moderation.services import hits_record, safe_reply
 from moderation.streaming import reply_moderation
 from privacy.masking import PlaceholderRestorer
@@ -217,6 +220,8 @@ def _stateless(
     conversation_language = _conversation_language(
         requested=language, question=next(t.text for t in turns if t.role == Message.Role.USER)
     )
+    if _input_blocked(text=question.text, language=conversation_language):
+        raise errors.MessageBlocked()  # as a stored message would be (nothing to log it with)
     answer_language = reply_language(
         text=question.text, conversation_language=conversation_language
     )
@@ -238,6 +243,13 @@ def _stateless(
         sampling=_sampling(overrides),
     )
     return Completion(request=request, citations=citations_of(request.knowledge)), False
+
+
+def _input_blocked(*, text: str, language: str) -> bool:
+    """Whether a blocking input rule of LANGUAGE matches TEXT, as moderation.services
+    .input_moderate decides for a stored message."""
+    rules = rules_for(language=language, direction=Direction.INPUT)
+    return bool(rules) and any(m.rule.action == Action.BLOCK for m in matching.find(rules, text))
 
 
 def _conversation_open(*, caller: Caller, language: str, question: str) -> Conversation:

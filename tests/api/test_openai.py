@@ -15,6 +15,7 @@ import pytest
 from django.utils import translation
 from django.utils.translation import gettext
 
+from chat import errors as chat_errors
 from chat.llm.fake import FakeBackend
 from chat.models import Conversation, Message
 from tests.api.keys import api_key
@@ -318,6 +319,16 @@ def test_an_invalid_body_raises_unprocessable_entity(
         client.chat.completions.create(model=MODEL, **options)
     assert caught.value.code == "invalid_request"
     assert caught.value.body["details"]  # type: ignore[index]
+    assert FakeBackend.requests == [] and Message.objects.count() == 0
+
+
+def test_a_stateless_message_moderation_blocks_is_refused(client: openai.OpenAI) -> None:
+    from moderation.models import ModerationRule
+
+    ModerationRule.objects.create(pattern="idiot", applies_to="input", action="block")
+    with pytest.raises(openai.UnprocessableEntityError) as caught:
+        client.chat.completions.create(model=MODEL, messages=_ask("You idiot, help me"))
+    assert caught.value.body["details"][0]["problem"] == chat_errors.MessageBlocked().render()  # type: ignore[index]
     assert FakeBackend.requests == [] and Message.objects.count() == 0
 
 
