@@ -215,7 +215,10 @@ def main() -> int:
 
     questions, hidden = _questions(args.devset, args.per_lang, args.held_out, args.seed)
     questions = [q for q in questions if q["product_lang"] in args.langs]
+    from bench.limits import LIFTED
+
     env = dict(os.environ, AUTOGLM_EMBEDDED_DB_NAME=args.db_name, ALLOWED_HOSTS="127.0.0.1")
+    env = {**LIFTED, **env}
     origin = f"http://127.0.0.1:{args.port}"
     env.setdefault("CHAT_ALLOWED_ORIGINS", origin)
     url_to_key = _prepare(args, env, hidden)

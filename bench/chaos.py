@@ -60,6 +60,8 @@ from ws_chat import (  # noqa: E402
     question,
 )
 
+from bench.limits import LIFTED  # noqa: E402
+
 PY = sys.executable
 DB_NAME = "autoglm_chaos"
 
@@ -198,7 +200,7 @@ class Stack:
             CHAT_NO_KNOWLEDGE_REPLY="model",
             LLM_FAKE_FIRST_TOKEN_MS=str(self.args.first_token_ms),
             LLM_FAKE_TOKEN_MS=str(self.args.token_ms),
-            CHAT_RATE_LIMIT_MESSAGES="1000000",
+            **LIFTED,
             CHAT_REPLY_LEASE_SECONDS=str(self.args.lease),
             DATABASE_CONN_MAX_AGE="60",
             LOG_LEVEL=os.environ.get("CHAOS_LOG_LEVEL", "WARNING"),
