@@ -149,6 +149,15 @@ def test_the_reply_language_is_the_visitors(client: openai.OpenAI) -> None:
     assert [c["url"] for c in completion.model_extra["citations"]] == [PASSWORD_URL]
 
 
+def test_the_glossary_is_in_the_assistants_prompt(client: openai.OpenAI) -> None:
+    from chat.models import GlossaryTerm
+
+    GlossaryTerm.objects.create(term="AutoGLM Cloud", do_not_translate=True)
+    client.chat.completions.create(model=MODEL, messages=_ask(PASSWORD_QUESTION))
+    system = FakeBackend.requests[-1].messages[0].content
+    assert '"AutoGLM Cloud": keep exactly as written' in system
+
+
 def test_personal_data_is_masked_before_the_model_and_restored_in_the_reply(
     client: openai.OpenAI,
 ) -> None:
