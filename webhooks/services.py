@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -219,6 +220,16 @@ def _post(delivery: Delivery) -> tuple[int | None, int | None, str]:
     )
 
 
+def _retry_in_process(*, delivery_id: int, seconds: float) -> None:
+    """Without a broker there is no beat to hand out retries: a timer of this process does
+    (lost if the process stops; the delivery stays pending, for a replay or a later beat)."""
+    from webhooks.tasks import deliver
+
+    timer = threading.Timer(seconds, lambda: enqueue(deliver, delivery_id=delivery_id))
+    timer.daemon = True
+    timer.start()
+
+
 def delivery_attempt(*, delivery_id: int, replay: bool = False) -> Delivery | None:
     """POST the delivery if it is due and nobody else is sending it; None when it was not.
 
@@ -263,7 +274,10 @@ def delivery_attempt(*, delivery_id: int, replay: bool = False) -> Delivery | No
         delivery.status = Delivery.Status.FAILED
         delivery.next_attempt_at = None
     else:
-        delivery.next_attempt_at = finished + timedelta(seconds=retry_delay(delivery.attempts))
+        delay = retry_delay(delivery.attempts)
+        delivery.next_attempt_at = finished + timedelta(seconds=delay)
+        if settings.BACKGROUND_IN_PROCESS:
+            _retry_in_process(delivery_id=delivery.pk, seconds=delay)
     delivery.save(
         update_fields=[
             "status",

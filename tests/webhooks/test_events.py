@@ -6,6 +6,8 @@ each test goes from the service call to the verified POST the receiver got.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from chat import errors
@@ -170,3 +172,17 @@ def test_publishing_and_syncing_the_knowledge_base_are_announced(
     assert by_type["sync.failed"]["sync_run"]["status"] == "failed"
     assert by_type["sync.failed"]["sync_run"]["errors"]
     assert Delivery.objects.filter(event_type="article.published").count() == 1
+
+
+def test_without_a_broker_a_failed_delivery_is_retried_by_the_process(receiver: Receiver) -> None:
+    subscribe(receiver, "csat.created")
+    receiver.statuses = [500]
+    (delivery,) = services.event_emit(event_type="csat.created", payload={"rating": 3})
+    first, second = receiver.wait_for(2)
+    assert first.body == second.body and second.verified
+    deadline = time.monotonic() + 10
+    while Delivery.objects.get(pk=delivery.pk).status != Delivery.Status.SUCCEEDED:
+        assert time.monotonic() < deadline, "the retry was not recorded"
+        time.sleep(0.05)
+    done = Delivery.objects.get(pk=delivery.pk)
+    assert done.attempts == 2 and done.response_status == 200
