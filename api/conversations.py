@@ -8,12 +8,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import field_validator
+from pydantic import AfterValidator, field_validator
 
 from api import errors
 from api.auth import Access
@@ -38,6 +38,15 @@ BIGINT_MAX = 2**63 - 1
 
 
 # --- Schemas --------------------------------------------------------------------------------
+def _no_nul(value: str) -> str:
+    if "\x00" in value:  # PostgreSQL text cannot hold it: refused here, not a 500 there
+        raise ValueError("NUL character")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
 class Person(Schema):
     id: int
     username: str
@@ -149,18 +158,18 @@ HandoffReason = Literal["visitor_request", "no_knowledge", "thumbs_down", "rule"
 class ConversationQuery(Schema):
     status: Literal["open", "closed"] | None = None
     mode: Literal["bot", "waiting", "agent"] | None = None
-    language: str | None = Field(None, max_length=16)
+    language: Text | None = Field(None, max_length=16)
     created_after: datetime | None = Field(None, description="Created at or after (ISO 8601).")
     created_before: datetime | None = Field(None, description="Created before (ISO 8601).")
-    visitor: str | None = Field(
+    visitor: Text | None = Field(
         None, max_length=255, description="The visitor's anonymous id (uuid) or external id."
     )
-    assignee: str | None = Field(
+    assignee: Text | None = Field(
         None, max_length=150, description='The agent\'s user id or username; "none": unassigned.'
     )
     team: int | None = Field(None, ge=1, le=2**31 - 1, description="The team's id.")
     handoff_reason: HandoffReason | None = None
-    q: str | None = Field(None, max_length=200, description="Words in a message's text.")
+    q: Text | None = Field(None, max_length=200, description="Words in a message's text.")
     cursor: str | None = Field(None, max_length=500)
     limit: int = Field(50, ge=1, le=200)
 
@@ -191,12 +200,12 @@ class MessageIn(Schema):
         description="agent: to the visitor; note: private, agents only; system: an event line "
         "the visitor sees, without an author.",
     )
-    author: int | str | None = Field(
+    author: int | Text | None = Field(
         None,
         description="The agent: a staff or agent user's id or username; default: the API key's "
         "creator (or the signed-in user).",
     )
-    client_id: str | None = Field(
+    client_id: Text | None = Field(
         None,
         min_length=1,
         max_length=IDEMPOTENCY_KEY_MAX,
@@ -240,7 +249,7 @@ class VisitorPage(Schema):
 
 
 class VisitorQuery(Schema):
-    external_id: str | None = Field(None, min_length=1, max_length=255)
+    external_id: Text | None = Field(None, min_length=1, max_length=255)
     uuid: str | None = Field(None, max_length=64, description="The anonymous id.")
 
 

@@ -34,7 +34,11 @@ def _decode(cursor: str) -> list[Any]:
         values = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise errors.InvalidRequest([{"field": "cursor", "problem": "not a cursor"}]) from exc
-    if not isinstance(values, list) or len(values) != 2:
+    if (
+        not isinstance(values, list)
+        or len(values) != 2
+        or any(isinstance(v, str) and "\x00" in v for v in values)  # PostgreSQL refuses NUL
+    ):
         raise errors.InvalidRequest([{"field": "cursor", "problem": "not a cursor"}])
     return values
 

@@ -102,6 +102,9 @@ def test_filters_select_the_conversations() -> None:
     assert ids(language="de") == {str(old.pk)}
     assert ids(created_before=(now - timedelta(days=1)).isoformat()) == {str(old.pk)}
     assert ids(created_after=(now - timedelta(days=1)).isoformat()) == everything - {str(old.pk)}
+    # An offset PostgreSQL refuses (beyond 16 hours) is turned into UTC.
+    assert ids(created_after="2000-01-01T00:00:00-23:59") == everything
+    assert ids(created_after=(now + timedelta(hours=1)).isoformat()) == set()
     assert ids(visitor="user-42") == {str(waiting.pk)}
     assert ids(visitor=str(closed.visitor.uuid)) == {str(closed.pk)}
     assert ids(assignee=str(anna.user_id)) == {str(mine.pk)}
@@ -278,6 +281,9 @@ def test_a_staff_session_reads_but_does_not_write() -> None:
         ("get", f"{BASE}?cursor=garbage", 422),
         ("get", f"{BASE}?cursor=WyJub3QgYSBkYXRlIiwgIngiXQ", 422),  # ["not a date", "x"]
         ("get", f"{BASE}?cursor=WzEsIDJd", 422),  # [1, 2]
+        ("get", f"{BASE}?cursor=WyJhXHUwMDAwYiIsICJ4Il0", 422),  # ["a\u0000b", "x"]
+        ("get", f"{BASE}?q=%00", 422),  # PostgreSQL text cannot hold NUL
+        ("get", f"{BASE}?visitor=a%00b", 422),
     ],
 )
 def test_malformed_ids_and_parameters_are_json_errors_not_500(

@@ -44,7 +44,12 @@ def test_lookup_by_external_id_finds_every_device_of_the_user() -> None:
 
 @pytest.mark.parametrize(
     ("params", "status"),
-    [({}, 422), ({"uuid": "not-a-uuid"}, 422), ({"external_id": ""}, 422)],
+    [
+        ({}, 422),
+        ({"uuid": "not-a-uuid"}, 422),
+        ({"external_id": ""}, 422),
+        ({"external_id": "a\x00b"}, 422),
+    ],
 )
 def test_a_lookup_without_a_valid_id_is_a_422(params: dict[str, str], status: int) -> None:
     _key, token = api_key("visitors:read")
