@@ -316,3 +316,32 @@ def test_identify_null_clears_the_stored_conversation_for_the_next_person(
     w(page, ".launch").click()
     w(page, "textarea").wait_for()
     assert w(page, ".m.user").count() == 0
+
+
+def test_an_idle_socket_closes_and_the_widget_reconnects_when_the_visitor_is_back(
+    partner_site: PartnerSite, new_page: Any
+) -> None:
+    import time
+
+    from tests.e2e.conftest import free_port, server_env
+
+    env = {**server_env(partner_site), "CHAT_IDLE_TIMEOUT_SECONDS": "2"}
+    server = ChatServer(env, free_port())
+    try:
+        page = new_page()
+        sockets: list[Any] = []
+        page.on("websocket", lambda socket: sockets.append(socket))
+        open_chat(page, server.url + "/")
+        ask(page, "Hello there")
+        wait_replies_done(page, 1)
+        deadline = time.monotonic() + 15
+        while not sockets[0].is_closed() and time.monotonic() < deadline:
+            page.wait_for_timeout(200)
+        assert sockets[0].is_closed()  # closed for being idle (4001)...
+        page.wait_for_timeout(3000)
+        assert len(sockets) == 1  # ...and not reopened while nobody is there
+        ask(page, "Are you still there?")  # the visitor types: the widget reconnects
+        assert wait_replies_done(page, 2)[-1]
+        assert len(sockets) == 2
+    finally:
+        server.kill()
