@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "ninja",  # the API docs' static files (Swagger UI, vendored in django-ninja)
     "api",
     "webhooks",
+    "analytics",
 ]
 
 MIDDLEWARE = [
@@ -554,4 +555,17 @@ WEBHOOKS_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", Fals
 CELERY_BEAT_SCHEDULE["webhooks-deliver-due"] = {
     "task": "webhooks.tasks.deliver_due",
     "schedule": WEBHOOKS_SWEEP_SECONDS,
+}
+
+# --- Analytics (analytics app; docs/analytics.md) ------------------------------------------
+# A conversation whose visitor wrote nothing more for this long after an answer is "assumed"
+# resolved (never "confirmed": that needs a thumbs-up or a rating of 4 or 5).
+ANALYTICS_ASSUMED_WINDOW_HOURS = env_float("ANALYTICS_ASSUMED_WINDOW_HOURS", 24.0, minimum=0)
+# A conversation reopened within this many days of being resolved is flagged "reopened".
+ANALYTICS_REOPEN_DAYS = env_float("ANALYTICS_REOPEN_DAYS", 7.0, minimum=0)
+# How often Celery beat refreshes the outcomes and the daily roll-ups.
+ANALYTICS_ROLLUP_SECONDS = env_float("ANALYTICS_ROLLUP_SECONDS", 300.0, minimum=10)
+CELERY_BEAT_SCHEDULE["analytics-refresh"] = {
+    "task": "analytics.tasks.refresh",
+    "schedule": ANALYTICS_ROLLUP_SECONDS,
 }
