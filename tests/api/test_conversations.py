@@ -519,4 +519,10 @@ async def test_an_api_message_reaches_the_connected_visitor_live_and_translated(
     assert retried.status_code == 200 and retried.json()["id"] == message_id
     assert await Message.objects.filter(conversation_id=conversation_id, role="agent").acount() == 1
     assert await visitor.receive_nothing(timeout=1)
+
+    # Resolved through the API: the visitor's widget is asked for a rating at once.
+    closed = await client.post(f"{BASE}/{conversation_id}/close", headers=auth)
+    assert closed.status_code == 200
+    frames = await _until(visitor, lambda f: f["type"] == "state")
+    assert frames[-1]["state"]["status"] == "closed" and frames[-1]["state"]["csat_requested"]
     await visitor.disconnect()
