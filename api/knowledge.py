@@ -855,7 +855,7 @@ def glossary_list(request: HttpRequest, filters: Query[GlossaryFilters]) -> Any:
 )
 def glossary_create(request: HttpRequest, body: GlossaryTermIn) -> Any:
     """Either a preferred translation or do_not_translate; one entry per term and language."""
-    term = _write(lambda: reply_settings.glossary_term_save(term_id=None, fields=body.dict()))
+    term = _write(lambda: reply_settings.glossary_term_save(term_id=None, fields=body.model_dump()))
     return Status(201, _term(_found(term)))
 
 
@@ -934,7 +934,9 @@ def presets_list(request: HttpRequest, page: Query[Page]) -> Any:
 )
 def presets_create(request: HttpRequest, body: DecodingPresetIn) -> Any:
     """Sampling for one task (and one assistant, or every one: ""); one preset per pair."""
-    preset = _write(lambda: reply_settings.decoding_preset_save(preset_id=None, fields=body.dict()))
+    preset = _write(
+        lambda: reply_settings.decoding_preset_save(preset_id=None, fields=body.model_dump())
+    )
     return Status(201, _preset(_found(preset)))
 
 
