@@ -317,7 +317,14 @@ def _message_by_client_id(*, conversation: Conversation, client_id: str) -> Send
     if message is None:
         return None
     reply = message.replies.order_by("-id").first()
-    return SendResult(conversation=conversation, message=message, reply=reply, created=False)
+    blocked = False
+    if reply is None:  # a retry of a blocked message is told so again
+        from moderation.selectors import message_blocked
+
+        blocked = message_blocked(message_id=message.pk)
+    return SendResult(
+        conversation=conversation, message=message, reply=reply, created=False, blocked=blocked
+    )
 
 
 # --- Reply life-cycle -----------------------------------------------------------------------

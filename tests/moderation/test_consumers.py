@@ -65,6 +65,12 @@ async def test_blocked_message_is_stored_not_answered_and_told_in_the_visitors_l
     )
     assert "IDIOT" in hit.excerpt and not hit.reviewed
     asked = len(FakeBackend.requests)
+    # A retry (the ack was lost) is acknowledged as a duplicate and told again.
+    await send(communicator, {"type": "message", "client_id": "m1", "text": "Du IDIOT, hilf mir!"})
+    again = await receive(communicator)
+    assert again["duplicate"] is True and again["message_id"] == ack["message_id"]
+    assert (await receive(communicator))["code"] == "message_blocked"
+    assert await ModerationHit.objects.acount() == 1
 
     # The next message is answered; the blocked one never reaches the model.
     await send(communicator, {"type": "message", "client_id": "m2", "text": "Wo ist mein Paket?"})
