@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema
-from pydantic import ConfigDict
+from pydantic import ConfigDict, model_validator
 
 from api import errors
 from api.auth import Access
@@ -26,6 +26,8 @@ Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 READ_ERRORS: dict[int, Any] = {401: errors.ErrorBody, 403: errors.ErrorBody, 422: errors.ErrorBody}
 ONE_ERRORS: dict[int, Any] = {**READ_ERRORS, 404: errors.ErrorBody}
+# 400: a body that is not JSON at all; 422: JSON that is not a valid body.
+BODY_ERRORS: dict[int, Any] = {400: errors.ErrorBody}
 
 EventType = Literal[
     "conversation.created",
@@ -41,8 +43,27 @@ EventType = Literal[
 ]
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 class In(Schema):
+    """A request body: unknown fields are refused, and so is text PostgreSQL cannot store."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        if _has_nul(data):
+            raise ValueError("text must not contain NUL characters")
+        return data
 
 
 class SubscriptionIn(In):
@@ -174,7 +195,7 @@ def subscriptions_list(request: HttpRequest, page: Query[Page]) -> Any:
 
 @router.post(
     "/webhooks/subscriptions",
-    response={201: SubscriptionCreated, **READ_ERRORS},
+    response={201: SubscriptionCreated, **READ_ERRORS, **BODY_ERRORS},
     auth=WRITE,
     summary="Create a webhook subscription",
 )
@@ -200,7 +221,7 @@ def subscriptions_get(request: HttpRequest, subscription_id: int) -> Any:
 
 @router.patch(
     "/webhooks/subscriptions/{subscription_id}",
-    response={200: SubscriptionOut, **ONE_ERRORS},
+    response={200: SubscriptionOut, **ONE_ERRORS, **BODY_ERRORS},
     auth=WRITE,
     summary="Change a webhook subscription",
 )

@@ -173,3 +173,9 @@ def test_replay_sends_the_same_delivery_again(
     ]
     missing = writer.post(f"{BASE}/deliveries/00000000-0000-0000-0000-000000000000/replay")
     assert missing.status_code == 404
+
+
+def test_text_with_nul_is_refused_not_a_server_error(writer: Client, receiver: Receiver) -> None:
+    body = {"name": "C\x00RM", "target_url": receiver.url, "event_types": ["csat.created"]}
+    assert send(writer, "post", "/subscriptions", body).status_code == 422
+    assert not Subscription.objects.exists()
