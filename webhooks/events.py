@@ -44,6 +44,7 @@ def conversation_created(*, conversation: Conversation) -> None:
     event_emit(
         event_type="conversation.created",
         payload=lambda: {"conversation": conversation_data(conversation)},
+        conversation_id=conversation.pk,
     )
 
 
@@ -65,7 +66,9 @@ def message_created(*, message: Message) -> None:
             },
         }
 
-    event_emit(event_type="message.created", payload=payload)
+    event_emit(
+        event_type="message.created", payload=payload, conversation_id=message.conversation_id
+    )
 
 
 def handoff_requested(*, conversation: Conversation) -> None:
@@ -77,6 +80,7 @@ def handoff_requested(*, conversation: Conversation) -> None:
             "detail": conversation.handoff_detail,
             "requested_at": _time(conversation.handoff_at),
         },
+        conversation_id=conversation.pk,
     )
 
 
@@ -91,6 +95,7 @@ def conversation_assigned(
             "agent": _agent(agent),
             "by": _agent(by),
         },
+        conversation_id=conversation.pk,
     )
 
 
@@ -102,10 +107,13 @@ def conversation_resolved(*, conversation: Conversation, by: AgentProfile | None
             "by": _agent(by),
             "resolved_at": _time(conversation.resolved_at),
         },
+        conversation_id=conversation.pk,
     )
 
 
 def feedback_created(*, feedback: Feedback) -> None:
+    if "feedback.created" not in subscribed_event_types():
+        return  # (its conversation's id would cost a query)
     event_emit(
         event_type="feedback.created",
         payload=lambda: {
@@ -115,6 +123,7 @@ def feedback_created(*, feedback: Feedback) -> None:
             "comment": feedback.comment,
             "created_at": _time(feedback.updated_at),
         },
+        conversation_id=feedback.message.conversation_id,
     )
 
 
@@ -128,6 +137,7 @@ def csat_created(*, csat: Csat) -> None:
             "agent_id": csat.agent_id,
             "created_at": _time(csat.updated_at),
         },
+        conversation_id=csat.conversation_id,
     )
 
 

@@ -68,6 +68,16 @@ class Delivery(models.Model):
     event_id = models.UUIDField(_("event id"), default=uuid.uuid4, db_index=True)
     delivery_id = models.UUIDField(_("delivery id"), default=uuid.uuid4, unique=True)
     payload = models.JSONField(_("payload"))
+    # The conversation the event is about, if any: its deliveries (which quote it) are deleted
+    # with it, by an erasure or the retention purge.
+    conversation = models.ForeignKey(
+        "chat.Conversation",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("conversation"),
+    )
     status = models.CharField(
         _("status"), max_length=16, choices=Status.choices, default=Status.PENDING
     )

@@ -106,11 +106,14 @@ def subscribed_event_types() -> frozenset[str]:
     return frozenset(types)
 
 
-def event_emit(*, event_type: str, payload: Payload) -> list[Delivery]:
+def event_emit(
+    *, event_type: str, payload: Payload, conversation_id: uuid.UUID | None = None
+) -> list[Delivery]:
     """One delivery of the event per active subscription to EVENT_TYPE, sent after commit.
 
     PAYLOAD is the event's data, or a function returning it (called only when somebody is
-    subscribed, so an unwatched event costs nothing to describe).
+    subscribed, so an unwatched event costs nothing to describe). CONVERSATION_ID: the
+    conversation it is about, whose erasure erases these deliveries too.
     """
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {event_type!r}")
@@ -137,6 +140,7 @@ def event_emit(*, event_type: str, payload: Payload) -> list[Delivery]:
                 event_type=event_type,
                 event_id=event_id,
                 payload=envelope,
+                conversation_id=conversation_id,
                 next_attempt_at=now,
             )
             for subscription in subscriptions

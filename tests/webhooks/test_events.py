@@ -186,3 +186,18 @@ def test_without_a_broker_a_failed_delivery_is_retried_by_the_process(receiver: 
         time.sleep(0.05)
     done = Delivery.objects.get(pk=delivery.pk)
     assert done.attempts == 2 and done.response_status == 200
+
+
+def test_erasing_a_visitor_erases_the_deliveries_that_quote_them(receiver: Receiver) -> None:
+    from privacy.services import visitor_erase
+
+    subscribe(receiver, "message.created", "sync.finished")
+    result = send(None, "My e-mail is ana@example.com", "c1")
+    other = send(None, "Hello", "c2")
+    source_sync(source_id=Source.objects.create(name="Manual", kind=Source.Kind.MANUAL).pk)
+    events(receiver, 3)
+    assert Delivery.objects.filter(conversation_id=result.conversation.pk).count() == 1
+    visitor_erase(visitor=result.conversation.visitor)
+    left = Delivery.objects.all()
+    assert sorted(d.event_type for d in left) == ["message.created", "sync.finished"]
+    assert {d.conversation_id for d in left} == {other.conversation.pk, None}
