@@ -191,6 +191,7 @@ def _gaps_table(module: Any, start: date, end: date, language: str | None) -> Ta
     columns = [
         Column("label", _("Questions about"), "user_text"),
         Column("count", _("Questions")),
+        Column("trend", _("Questions per week"), "list"),
         Column("languages", _("Languages"), "list"),
         Column("example", _("Example"), "user_text"),
     ]
@@ -207,7 +208,8 @@ def _gaps_table(module: Any, start: date, end: date, language: str | None) -> Ta
                 **gap,
                 "example": examples[0]["text"] if examples else "",
                 "example_language": examples[0].get("language", "") if examples else "",
-                "add_url": article_add_url(
+                "add_url": gap.get("write_article_url")
+                or article_add_url(
                     title=str(gap.get("label", "")),
                     language=gap_language,
                     examples=[
@@ -317,28 +319,28 @@ def format_cell(value: Any, kind: str) -> str:
     """VALUE as the page shows it, in the active language's number format."""
     from django.utils import formats
 
+    def number(value: float, places: int) -> str:
+        # number_format cuts decimals off; round first.
+        return formats.number_format(
+            round(value, places), places, use_l10n=True, force_grouping=True
+        )
+
     if value is None or value == "":
         return "—"
     if kind == "int":
-        return formats.number_format(value, 0, use_l10n=True, force_grouping=True)
+        return number(value, 0)
     if kind == "float":
-        return formats.number_format(value, 2, use_l10n=True)
+        return number(value, 2)
     if kind == "percent":
-        return _("%(value)s%%") % {"value": formats.number_format(value * 100, 1, use_l10n=True)}
+        return _("%(value)s%%") % {"value": number(value * 100, 1)}
     if kind == "ms":
-        return _("%(value)s ms") % {
-            "value": formats.number_format(value, 0, use_l10n=True, force_grouping=True)
-        }
+        return _("%(value)s ms") % {"value": number(value, 0)}
     if kind == "seconds":
         if value >= 3600:
-            return _("%(value)s h") % {
-                "value": formats.number_format(value / 3600, 1, use_l10n=True)
-            }
+            return _("%(value)s h") % {"value": number(value / 3600, 1)}
         if value >= 60:
-            return _("%(value)s min") % {
-                "value": formats.number_format(value / 60, 1, use_l10n=True)
-            }
-        return _("%(value)s s") % {"value": formats.number_format(value, 0, use_l10n=True)}
+            return _("%(value)s min") % {"value": number(value / 60, 1)}
+        return _("%(value)s s") % {"value": number(value, 0)}
     if kind == "bool":
         return str(_("yes") if value else _("no"))
     if kind == "date":

@@ -18,6 +18,8 @@ urlpatterns = [
     # The widget's configuration and its strings (Django's catalogue of the djangojs domain).
     path("chat/config", embed.widget_config, name="chat-widget-config"),
     path("jsi18n/<str:lang>/", embed.widget_catalog, name="chat-widget-catalog"),
+    # The analytics dashboard, before the admin: it takes the analytics app's admin index.
+    path("admin/analytics/", include("analytics.urls")),
     path("admin/", admin.site.urls),
     path("inbox/", include("inbox.urls")),
     path("api/v1/", include("api.urls")),
