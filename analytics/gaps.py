@@ -493,14 +493,15 @@ def article_stats(
     *, start: date, end: date, stale_months: int = 6, limit: int = 20
 ) -> dict[str, list[dict[str, Any]]]:
     """Articles over START..END (inclusive days): most cited in replies, most cited in replies
-    rated "down", published but never cited, and published but not updated for STALE_MONTHS
+    rated "down" (ties: the older article first), published but never cited, and published but not updated for STALE_MONTHS
     months (30-day months; oldest first). At most LIMIT of each."""
     low, high = _bounds(start, end)
     cited, negative = _citation_counts(low=low, high=high)
     published = Article.objects.filter(status=Article.Status.PUBLISHED)
 
     def ordered(counts: Counter[int]) -> list[dict[str, Any]]:
-        top = [pk for pk, n in counts.most_common() if n > 0][:limit]
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        top = [pk for pk, n in ranked if n > 0][:limit]
         articles = {a.pk: a for a in Article.objects.filter(pk__in=top)}
         return _article_rows([articles[pk] for pk in top if pk in articles], counts)
 
