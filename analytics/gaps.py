@@ -493,8 +493,9 @@ def article_stats(
     *, start: date, end: date, stale_months: int = 6, limit: int = 20
 ) -> dict[str, list[dict[str, Any]]]:
     """Articles over START..END (inclusive days): most cited in replies, most cited in replies
-    rated "down" (ties: the older article first), published but never cited, and published but not updated for STALE_MONTHS
-    months (30-day months; oldest first). At most LIMIT of each."""
+    rated "down" (ties: the older article first), published but never cited, and published
+    but not updated for STALE_MONTHS months (30-day months; oldest first). At most LIMIT of
+    each. A citation is a visitor question whose reply was given the article."""
     low, high = _bounds(start, end)
     cited, negative = _citation_counts(low=low, high=high)
     published = Article.objects.filter(status=Article.Status.PUBLISHED)
