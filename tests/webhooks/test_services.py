@@ -18,6 +18,12 @@ from webhooks.models import Attempt, Delivery, Subscription
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _no_background(settings) -> None:  # type: ignore[no-untyped-def]
+    # These tests make each attempt themselves: no thread or timer of the embedded mode.
+    settings.BACKGROUND_IN_PROCESS = False
+
+
 def subscribe(receiver: Receiver, *types: str, **fields: object) -> Subscription:
     subscription = services.subscription_create(
         name="CRM",
@@ -124,27 +130,36 @@ def test_a_delivery_is_a_signed_post_the_receiver_verifies(receiver: Receiver) -
     assert subscription.secret.startswith("whsec_")
 
 
-def test_a_500_is_retried_with_backoff_then_success_is_recorded(receiver: Receiver) -> None:
+def test_a_500_is_retried_with_backoff_then_success_is_recorded(
+    receiver: Receiver,
+    settings,  # type: ignore[no-untyped-def]
+) -> None:
+    settings.WEBHOOKS_RETRY_BASE_SECONDS = 0.5
     subscribe(receiver)
     receiver.statuses = [500, 503]
     (delivery,) = emit()
+
+    def scheduled(after: Delivery) -> float:
+        """Seconds from the start of the last attempt to the next one."""
+        attempt = Attempt.objects.get(delivery=after, number=after.attempts)
+        assert after.next_attempt_at is not None
+        return (after.next_attempt_at - attempt.started_at).total_seconds()
+
     first = services.delivery_attempt(delivery_id=delivery.pk)
     assert first is not None and first.status == Delivery.Status.PENDING
     assert first.response_status == 500 and "HTTP 500" in first.last_error
     assert "nope" in first.last_error  # the start of what the target said
-    assert first.next_attempt_at is not None
-    wait = (first.next_attempt_at - timezone.now()).total_seconds()
-    assert 0.1 < wait <= 0.2 * 1.2 + 0.05  # base x 2^0, jittered
+    assert 0.4 <= scheduled(first) <= 0.6 + 1.0  # base x 2^0 +-20%, and the POST's time
     # Not due yet: a task that comes early (or twice) sends nothing.
     assert services.delivery_attempt(delivery_id=delivery.pk) is None
     assert len(receiver.received) == 1
-    time.sleep(wait + 0.05)
+    assert services.deliveries_due() == []
+    time.sleep(max((first.next_attempt_at - timezone.now()).total_seconds(), 0) + 0.05)  # type: ignore[operator]
     assert services.deliveries_due() == [delivery.pk]  # the beat task hands it out again
     second = services.delivery_attempt(delivery_id=delivery.pk)
     assert second is not None
     assert second.response_status == 503 and second.status == Delivery.Status.PENDING
-    wait = (second.next_attempt_at - timezone.now()).total_seconds()  # type: ignore[operator]
-    assert 0.2 < wait <= 0.4 * 1.2 + 0.05  # base x 2^1
+    assert 0.8 <= scheduled(second) <= 1.2 + 1.0  # base x 2^1: longer than the first could be
     Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
     third = services.delivery_attempt(delivery_id=delivery.pk)
     assert third is not None and third.status == Delivery.Status.SUCCEEDED
