@@ -69,7 +69,8 @@ class Copier:
     """Rows for one table, written with COPY in one go."""
 
     def __init__(self, table: str, columns: list[str]) -> None:
-        self.table, self.columns, self.rows = table, columns, []  # type: list[tuple[Any, ...]]
+        self.table, self.columns = table, columns
+        self.rows: list[tuple[Any, ...]] = []
 
     def add(self, *values: Any) -> None:
         self.rows.append(values)

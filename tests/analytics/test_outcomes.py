@@ -304,3 +304,22 @@ def test_a_rating_given_later_is_picked_up_by_the_incremental_refresh() -> None:
         ]
         == 1
     )
+
+
+def test_the_beat_task_runs_the_incremental_refresh(settings: Any) -> None:
+    from analytics import tasks
+
+    entry = settings.CELERY_BEAT_SCHEDULE["analytics-refresh"]
+    assert entry["task"] == tasks.refresh.name and entry["schedule"] == 300.0
+    conversation, _reply = _ask(None)
+    assert tasks.refresh.apply().get() == {"conversations": 1, "days": 1, "skipped": False}
+    assert _outcome(conversation).outcome == "assumed"
+
+
+def test_the_rebuild_command_refuses_a_range_that_ends_before_it_starts() -> None:
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError):
+        call_command("analytics_rebuild", "--from", "2026-11-02", "--to", "2026-11-01")
+    with pytest.raises(CommandError):
+        call_command("analytics_rebuild", "--from", "yesterday", "--to", "2026-11-01")
