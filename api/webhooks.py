@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from django.http import HttpRequest, HttpResponse
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 from pydantic import ConfigDict, model_validator
 
 from api import errors
@@ -206,7 +206,7 @@ def subscriptions_create(request: HttpRequest, body: SubscriptionIn) -> Any:
         subscription = services.subscription_create(**body.model_dump())
     except services.SubscriptionInvalid as exc:
         raise _invalid(exc) from exc
-    return 201, {**_subscription(subscription), "secret": subscription.secret}
+    return Status(201, {**_subscription(subscription), "secret": subscription.secret})
 
 
 @router.get(
@@ -245,7 +245,7 @@ def subscriptions_patch(request: HttpRequest, subscription_id: int, body: Subscr
 def subscriptions_delete(request: HttpRequest, subscription_id: int) -> Any:
     """With its delivery log; nothing more is sent to it."""
     services.subscription_delete(subscription=_found_subscription(subscription_id))
-    return 204, None
+    return Status(204, None)
 
 
 # --- Deliveries ------------------------------------------------------------------------------
@@ -296,4 +296,4 @@ def deliveries_replay(request: HttpRequest, delivery_id: uuid.UUID) -> HttpRespo
     delivery = selectors.delivery_get(delivery_id=delivery_id)
     if delivery is None:
         raise errors.NotFound()
-    return 202, _delivery(services.delivery_replay(delivery=delivery))
+    return Status(202, _delivery(services.delivery_replay(delivery=delivery)))
