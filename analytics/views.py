@@ -142,13 +142,15 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         **report["chart"],
         "language": request.LANGUAGE_CODE,
         "strings": {
-            "share": gettext("Share of the day's finished conversations"),
+            "share": gettext("Share of finished conversations"),
             "count": gettext("Count"),
             "date": gettext("Date"),
         },
     }
     context = {
         **admin.site.each_context(request),
+        # The page's tables and charts want the whole width.
+        "is_nav_sidebar_enabled": False,
         "title": _("Analytics"),
         "errors": errors,
         "start": start,

@@ -13,8 +13,15 @@ the widget, Anna (German) sees the queue, claims the Arabic conversation and ans
 docs/screenshots/inbox-queue.png, inbox-conversation.png, inbox-rtl.png and
 widget-agent-reply.png (one to a few minutes on 2 cores).
 
-    .venv/bin/python scripts/screenshots.py [--only answers|inbox] [--port 8124]
+The analytics step works on a database of its own too (--analytics-db, made anew each run):
+four weeks of roll-ups in eleven languages (Japanese and Hebrew served worse than the others,
+so they are flagged), agents and teams, seeded directly into the roll-up tables; it writes the
+dashboard (/admin/analytics/) in English and in Arabic (right to left) to
+docs/screenshots/analytics-en.png and analytics-ar.png (seconds; no model needed).
+
+    .venv/bin/python scripts/screenshots.py [--only answers|inbox|analytics] [--port 8124]
         [--out docs/screenshots] [--inbox-db autoglm_screenshots]
+        [--analytics-db autoglm_screenshots_analytics]
 """
 
 from __future__ import annotations
@@ -125,12 +132,11 @@ def shoot(browser: Any, url: str, out: Path, shot: tuple[str, str, tuple[int, in
     context.close()
 
 
-def inbox_prepare(database: str) -> dict[str, str]:
-    """DATABASE made anew and migrated, with the agents Anna (German) and Karim (Arabic):
-    {username: key of a signed-in session} (signed with the server's SECRET_KEY, the same
-    environment's)."""
+def database_fresh(database: str, option: str) -> None:
+    """DATABASE of the packaged PostgreSQL dropped and made anew, Django set up on it and
+    migrated (the ORM work of a step is done before Playwright starts)."""
     if database == "autoglm":
-        raise SystemExit("--inbox-db must not be the demo database (it is dropped and made anew)")
+        raise SystemExit(f"{option} must not be the demo database (it is dropped and made anew)")
     os.environ["AUTOGLM_EMBEDDED_DB_NAME"] = database
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autoglm_site.settings")
     # Playwright's sync API later runs an event loop in this thread; the ORM work is done first.
@@ -153,14 +159,34 @@ def inbox_prepare(database: str) -> dict[str, str]:
     import django
 
     django.setup()
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.auth.models import Group, User
-    from django.contrib.sessions.backends.db import SessionStore
     from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+
+
+def session_key(user: Any) -> str:
+    """The key of a signed-in session of USER (signed with this environment's SECRET_KEY)."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.save()
+    assert session.session_key is not None
+    return session.session_key
+
+
+def inbox_prepare(database: str) -> dict[str, str]:
+    """DATABASE made anew and migrated, with the agents Anna (German) and Karim (Arabic):
+    {username: key of a signed-in session} (signed with the server's SECRET_KEY, the same
+    environment's)."""
+    database_fresh(database, "--inbox-db")
+    from django.contrib.auth.models import Group, User
 
     from inbox.models import AGENTS_GROUP, AgentProfile
 
-    call_command("migrate", interactive=False, verbosity=0)
     group, _created = Group.objects.get_or_create(name=AGENTS_GROUP)
     sessions = {}
     for username, name, language in (("anna", "Anna", "de"), ("karim", "Karim", "ar")):
@@ -169,13 +195,7 @@ def inbox_prepare(database: str) -> dict[str, str]:
         AgentProfile.objects.create(
             user=user, display_name=name, preferred_language=language, languages=[language]
         )
-        session = SessionStore()
-        session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-        session.save()
-        assert session.session_key is not None
-        sessions[username] = session.session_key
+        sessions[username] = session_key(user)
     from django.db import connections
 
     connections.close_all()
@@ -319,6 +339,178 @@ def shoot_inbox(browser: Any, url: str, out: Path, sessions: dict[str, str]) -> 
         page.context.close()
 
 
+# --- the analytics dashboard ----------------------------------------------------------------
+ANALYTICS_VIEWPORT = (1280, 900)
+ANALYTICS_DAYS = 28
+# (language, conversations on a weekday, how badly it is served: 1 = like the others)
+ANALYTICS_LANGUAGES = [
+    ("en", 140, 1.0),
+    ("es", 52, 1.0),
+    ("zh-hans", 46, 1.1),
+    ("de", 38, 0.9),
+    ("fr", 30, 1.0),
+    ("ar", 26, 1.2),
+    ("ja", 21, 2.6),  # flagged: many more unresolved and handed off
+    ("pt-br", 17, 1.0),
+    ("ru", 14, 1.1),
+    ("ko", 11, 1.0),
+    ("he", 9, 1.3),  # flagged: replies in the wrong language
+]
+# (username, name shown, team, languages)
+ANALYTICS_AGENTS = [
+    ("anna", "Anna", "Europe", ["de", "en"]),
+    ("sofia", "Sofía", "Europe", ["es", "pt-br", "fr"]),
+    ("karim", "كريم", "Middle East", ["ar", "he"]),
+    ("yuki", "Yuki", "Asia Pacific", ["ja", "ko"]),
+    ("li", "李明", "Asia Pacific", ["zh-hans"]),
+    ("oliver", "Oliver", "Europe", ["en", "ru"]),
+]
+ANALYTICS_SHOTS = [
+    ("analytics-en.png", "en-US", "en"),
+    ("analytics-ar.png", "ar", "ar"),
+]
+
+
+def analytics_seed() -> None:
+    """Realistic roll-ups (analytics.models' daily tables) for the last ANALYTICS_DAYS days:
+    quieter weekends, a growing trend, outcomes that add up to each day's conversations."""
+    import random
+    from datetime import timedelta
+
+    from django.contrib.auth.models import User
+    from django.utils import timezone
+
+    from analytics.models import DailyAgentStats, DailyLanguageStats
+    from inbox.models import AgentProfile, Team
+
+    rng = random.Random(15)  # the same pictures every run
+    today = timezone.localdate()
+    teams = {name: Team.objects.create(name=name) for name in {a[2] for a in ANALYTICS_AGENTS}}
+    agents = []
+    for username, name, team, languages in ANALYTICS_AGENTS:
+        user = User.objects.create_user(username=username, password=None)
+        profile = AgentProfile.objects.create(
+            user=user, display_name=name, preferred_language=languages[0], languages=languages
+        )
+        profile.teams.add(teams[team])
+        agents.append((user, teams[team], languages))
+    for n in range(ANALYTICS_DAYS):
+        day = today - timedelta(days=ANALYTICS_DAYS - 1 - n)
+        weekend = day.weekday() >= 5
+        growth = 0.85 + 0.3 * n / ANALYTICS_DAYS
+        for language, weekday_volume, badness in ANALYTICS_LANGUAGES:
+            total = max(
+                1,
+                round(
+                    weekday_volume * growth * (0.55 if weekend else 1.0) * rng.uniform(0.85, 1.15)
+                ),
+            )
+            # Today's conversations are partly still open.
+            still_open = round(total * (0.35 if n == ANALYTICS_DAYS - 1 else 0.01))
+            finished = total - still_open
+            unresolved = round(finished * min(0.5, 0.07 * badness * rng.uniform(0.8, 1.2)))
+            handed = round(finished * min(0.4, 0.11 * badness * rng.uniform(0.8, 1.2)))
+            agent_resolved = round(handed * 0.8)
+            handed_off = handed - agent_resolved
+            rest = finished - unresolved - handed
+            confirmed = round(rest * rng.uniform(0.52, 0.62))
+            assumed = rest - confirmed
+            checked = round(total * 2.6)
+            wrong = 0.18 if language == "he" else 0.02
+            thumbs = round(total * 0.45)
+            thumbs_up = round(thumbs * (0.83 - 0.08 * (badness - 1)))
+            ratings = round(finished * 0.2)
+            DailyLanguageStats.objects.create(
+                date=day,
+                language=language,
+                conversations=total,
+                messages=round(total * rng.uniform(5.2, 6.8)),
+                visitors=round(total * rng.uniform(0.86, 0.95)),
+                confirmed=confirmed,
+                assumed=assumed,
+                handed_off=handed_off,
+                agent_resolved=agent_resolved,
+                unresolved=unresolved,
+                open=still_open,
+                unresolved_no_knowledge=round(unresolved * 0.6),
+                unresolved_thumbs_down=round(unresolved * 0.2),
+                unresolved_abandoned=unresolved - round(unresolved * 0.6) - round(unresolved * 0.2),
+                handoffs=handed,
+                thumbs_up=thumbs_up,
+                thumbs_down=thumbs - thumbs_up,
+                csat_sum=round(ratings * (4.4 - 0.5 * (badness - 1))),
+                csat_count=ratings,
+                ttft_ms_sum=total
+                * rng.uniform(380, 520)
+                * (1.4 if language in ("ja", "zh-hans", "ko") else 1.0),
+                ttft_count=total,
+                language_correct=round(checked * (1 - wrong)),
+                language_checked=checked,
+            )
+            for user, agent_team, languages in agents:
+                if language not in languages or not handed:
+                    continue
+                share = max(1, round(handed / sum(language in a[2] for a in agents)))
+                DailyAgentStats.objects.create(
+                    date=day,
+                    language=language,
+                    agent=user,
+                    team=agent_team,
+                    handled=share,
+                    first_response_s_sum=share * rng.uniform(35, 140),
+                    first_response_count=share,
+                    resolution_s_sum=share * rng.uniform(600, 2400),
+                    resolution_count=share,
+                    csat_sum=round(max(1, round(share * 0.4)) * rng.uniform(4.0, 4.8)),
+                    csat_count=max(1, round(share * 0.4)),
+                )
+
+
+def analytics_prepare(database: str) -> str:
+    """DATABASE made anew, migrated and seeded (analytics_seed), with a superuser: the key of
+    their signed-in session. Run in a process of its own (--analytics-prepare): this one may
+    have set Django up on the inbox's database already."""
+    database_fresh(database, "--analytics-db")
+    from django.contrib.auth.models import User
+    from django.db import connections
+
+    analytics_seed()
+    admin = User.objects.create_superuser("admin", email="admin@example.com", password=None)
+    key = session_key(admin)
+    connections.close_all()
+    return key
+
+
+def shoot_analytics(browser: Any, url: str, out: Path, session: str) -> None:
+    width, height = ANALYTICS_VIEWPORT
+    for name, locale, language in ANALYTICS_SHOTS:
+        context = browser.new_context(locale=locale, viewport={"width": width, "height": height})
+        context.set_default_timeout(30_000)
+        context.add_cookies(
+            [
+                {"name": "sessionid", "value": session, "url": url},
+                {"name": "django_language", "value": language, "url": url},
+            ]
+        )
+        page = context.new_page()
+        problems: list[str] = []
+        page.on("console", lambda m, p=problems: m.type == "error" and p.append(m.text))
+        page.on("pageerror", lambda exc, p=problems: p.append(str(exc)))
+        page.goto(url + "/admin/analytics/")
+        page.wait_for_function("() => window.AutoGLMAnalytics")
+        direction = page.locator("html").get_attribute("dir")
+        if direction != ("rtl" if language == "ar" else "ltr"):
+            raise SystemExit(f"{name}: the page's direction is {direction!r}")
+        if problems:
+            raise SystemExit(f"{name}: the page logged errors: {problems}")
+        flagged = page.locator("#table-languages tr.an-flag").count()
+        page.wait_for_timeout(400)  # let the last frame paint
+        out.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(out / name), full_page=True)
+        print(f"{name}: {language}, {direction}, {flagged} flagged languages")
+        context.close()
+
+
 def serve(port: int, env: dict[str, str], quiet: bool = False) -> subprocess.Popen[bytes]:
     access_log = ["--access-log", os.devnull] if quiet else []
     return subprocess.Popen(
@@ -357,14 +549,26 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8124)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument(
-        "--only", choices=["answers", "inbox"], help="one step: the widget's answers, or the inbox"
+        "--only",
+        choices=["answers", "inbox", "analytics"],
+        help="one step: the widget's answers, the inbox, or the analytics dashboard",
     )
+    parser.add_argument(
+        "--analytics-db",
+        default="autoglm_screenshots_analytics",
+        help="the analytics step's database in the packaged PostgreSQL (dropped and made anew)",
+    )
+    # Internal: the analytics step's seeding, in a process of its own; prints the session key.
+    parser.add_argument("--analytics-prepare", metavar="DATABASE", help=argparse.SUPPRESS)
     parser.add_argument(
         "--inbox-db",
         default="autoglm_screenshots",
         help="the inbox step's database in the packaged PostgreSQL (dropped and made anew)",
     )
     args = parser.parse_args()
+    if args.analytics_prepare:
+        print(analytics_prepare(args.analytics_prepare))
+        return 0
     url = f"http://127.0.0.1:{args.port}"
     from playwright.sync_api import sync_playwright
 
@@ -395,6 +599,30 @@ def main() -> int:
             with sync_playwright() as playwright:
                 browser = launch(playwright)
                 shoot_inbox(browser, url, args.out, sessions)
+                browser.close()
+        finally:
+            stop(server)
+    if args.only in (None, "analytics"):
+        prepared = subprocess.run(
+            [sys.executable, __file__, "--analytics-prepare", args.analytics_db],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        session = prepared.stdout.strip().splitlines()[-1]
+        env = {
+            **os.environ,
+            "AUTOGLM_EMBEDDED_DB_NAME": args.analytics_db,
+            "LLM_BACKEND": "chat.llm.fake.FakeBackend",  # no reply is asked for
+            "LOG_LEVEL": "WARNING",
+        }
+        server = serve(args.port, env, quiet=True)
+        try:
+            wait_healthy(url, server)
+            with sync_playwright() as playwright:
+                browser = launch(playwright)
+                shoot_analytics(browser, url, args.out, session)
                 browser.close()
         finally:
             stop(server)
