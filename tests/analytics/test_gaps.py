@@ -222,6 +222,7 @@ def test_write_article_opens_the_add_form_with_the_title_prefilled(admin_client:
     page = html.unescape(response.content.decode())
     assert f'name="title_de" value="{gap["label"]}"' in page
     assert gap["label"].startswith("Wie ")
+    assert '<option value="draft" selected>' in page
 
 
 def _article(title_en: str, *, title_de: str = "", url_en: str = "", **fields: Any) -> Article:
