@@ -27,15 +27,14 @@ from chat.language import message_is_short, reply_language
 from chat.models import Conversation, Feedback, Message, TurnKnowledge
 
 BATCH = 2000
-# Replies per conversation whose language is checked (the newest ones): detection costs about
-# 0.1 ms a text, so the check is capped rather than run on every reply of a long conversation.
-LANGUAGE_CHECKS_PER_CONVERSATION = 2
+# Replies per conversation whose language is checked (the newest ones): detection costs 0.1 to
+# 0.5 ms a text and is most of a refresh's time, so it is capped rather than run on every
+# reply of a long conversation.
+LANGUAGE_CHECKS_PER_CONVERSATION = 1
+_DETECT_CHARS = 300  # enough text to tell a language; detection time grows with the length
 # Rows committed a little after the refresh read the clock are picked up by the next one.
 WATERMARK_OVERLAP = timedelta(seconds=120)
 _STATE = "outcomes"
-_ANSWER = Q(role=Message.Role.ASSISTANT, status=Message.Status.COMPLETE) | Q(
-    role=Message.Role.AGENT, status=Message.Status.COMPLETE
-)
 
 
 @dataclass(frozen=True)
@@ -186,12 +185,11 @@ def _language_check(*, replies: list[dict[str, Any]], language: str) -> tuple[in
     language the product chose to answer its question in (chat.language.reply_language)."""
     correct = checked = 0
     for reply in replies:
-        text = (reply["text"] or "")[:500]
+        text = (reply["text"] or "")[:_DETECT_CHARS]
         if message_is_short(text):
             continue  # too short to tell
-        expected = reply_language(
-            text=reply["reply_to__text"] or "", conversation_language=language
-        )
+        question = (reply["reply_to__text"] or "")[:_DETECT_CHARS]
+        expected = reply_language(text=question, conversation_language=language)
         detected = reply_language(text=text, conversation_language=expected)
         checked += 1
         correct += detected == expected

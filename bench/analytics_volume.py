@@ -8,7 +8,9 @@ the embedded PostgreSQL); it empties that database's chat and analytics tables f
 written with COPY: conversations over the last 30 days, each a few turns (visitor message,
 assistant reply with its stored knowledge), with thumbs, ratings, handoffs to agents, replies
 without knowledge, failed replies and some replies in the wrong language, in proportions close
-to a support desk's. Prints one line per figure and a JSON summary last.
+to a support desk's; Hebrew gets more wrong-language replies and Korean more replies without
+knowledge, so the flag rule has two languages to find. Prints one line per figure and a JSON
+summary last.
 """
 
 # ruff: noqa: E501 - the sample texts are wide (CJK counts double)
@@ -156,6 +158,11 @@ def generate(*, messages: int, seed: int) -> dict[str, int]:
             counts[scenario] += 1
             n_conversations += 1
             language = rng.choices(languages, weights)[0]
+            # Two languages served worse, so that the flag rule has something to find.
+            if scenario == "wrong_language" and rng.random() < 0.5:
+                language = "he"  # the assistant answers Hebrew questions in English
+            elif scenario == "no_knowledge" and rng.random() < 0.4:
+                language = "ko"  # the knowledge base has little in Korean
             question, answer = TEXTS[language]
             age = (
                 timedelta(hours=rng.uniform(0, 6))
