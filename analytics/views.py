@@ -143,8 +143,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "language": request.LANGUAGE_CODE,
         "strings": {
             "share": gettext("Share of finished conversations"),
-            "count": gettext("Count"),
-            "date": gettext("Date"),
+            "people": gettext("Conversations and visitors"),
+            "messages": gettext("Messages"),
+            "conversations": gettext("Conversations"),
         },
     }
     context = {

@@ -333,3 +333,101 @@ def test_the_page_renders_in_each_interface_language(
     assert f'<html lang="{language}" dir="{"rtl" if language in ("ar", "he") else "ltr"}"' in html
     assert chart_data(html)["language"] == language
     assert superuser_client.get(URL, params(export="languages")).status_code == 200
+
+
+# --- knowledge gaps and articles (analytics.gaps) -------------------------------------------
+def gap(label: str, language: str, questions: list[tuple[str, str]]) -> Any:
+    """A knowledge gap with QUESTIONS ((language, text)) asked today, stored through the chat's
+    real service; the vectors are placeholders (clustering is tested in test_gaps.py)."""
+    from django.utils import timezone
+
+    from analytics.models import GapCluster, GapQuestion, GapReason
+    from chat import services
+    from chat.models import Visitor
+
+    now = timezone.now()
+    cluster = GapCluster.objects.create(
+        label=label, language=language, count=len(questions), first_seen_at=now, last_seen_at=now
+    )
+    for n, (code, text) in enumerate(questions):
+        sent = services.message_send(
+            visitor=Visitor.objects.create(),
+            conversation=None,
+            language=code,
+            client_id=f"{label[:8]}-{n}",
+            text=text,
+        )
+        GapQuestion.objects.create(
+            message=sent.message,
+            cluster=cluster,
+            language=code,
+            text=text,
+            reason=GapReason.NO_KNOWLEDGE,
+            embedder=GapQuestion.Embedder.USEM3,
+            embedding=[0.1] * 512,
+            embedding_secondary=[0.1] * 384,
+            asked_at=now,
+        )
+    return cluster
+
+
+def test_knowledge_gaps_are_listed_with_a_link_that_opens_a_prefilled_article(
+    superuser_client: Client, rollups: dict[str, Any]
+) -> None:
+    from django.utils import timezone
+
+    pytest.importorskip("analytics.gaps")
+    gap(
+        "Wie exportiere ich meine Daten nach Excel?",
+        "de",
+        [
+            ("de", "Wie exportiere ich meine Daten nach Excel?"),
+            ("ar", "كيف يمكنني تصدير بياناتي إلى Excel؟"),
+            ("de", "=HYPERLINK(Excel)"),
+        ],
+    )
+    today = {"start": timezone.localdate().isoformat(), "end": timezone.localdate().isoformat()}
+    html = superuser_client.get(URL, today).content.decode()
+    section = html.split('id="an-gaps-h"', 1)[1].split("</section>", 1)[0]
+    assert "Wie exportiere ich meine Daten nach Excel?" in section
+    assert 'dir="auto" lang="ar">كيف يمكنني تصدير بياناتي إلى Excel؟<' in section
+    link = re.search(r'<a class="button" href="([^"]+)">Write an article</a>', section)
+    assert link, section
+    href = link.group(1).replace("&amp;", "&")
+    assert href.startswith("/admin/knowledge/article/add/?")
+    # The knowledge admin's add form opens with the title in the gap's language, as a draft.
+    form = superuser_client.get(href).content.decode()
+    assert re.search(
+        r'<input type="text" name="title_de" value="Wie exportiere ich meine Daten nach Excel\?"',
+        form,
+    ), "the add form's German title is not prefilled"
+    assert re.search(r'<option value="draft" selected>', form)
+
+    rows = read_csv(superuser_client.get(URL, {**today, "export": "gaps"}).content)
+    assert rows[0] == ["Questions about", "Questions", "Questions per week", "Languages", "Example"]
+    assert rows[1][:2] == ["Wie exportiere ich meine Daten nach Excel?", "3"]
+    assert rows[1][3] == "ar; de"
+
+
+def test_article_lists_show_never_cited_and_stale_articles(
+    superuser_client: Client, rollups: dict[str, Any]
+) -> None:
+    from django.utils import timezone
+
+    from knowledge.models import Article
+
+    pytest.importorskip("analytics.gaps")
+    fresh = Article.objects.create(title_en="Reset your password", status="published")
+    old = Article.objects.create(title_en="Fax support", status="published")
+    Article.objects.filter(pk=old.pk).update(updated_at=timezone.now() - timedelta(days=400))
+    html = superuser_client.get(URL, params()).content.decode()
+    section = html.split('id="an-articles-h"', 1)[1].split("</section>", 1)[0]
+    assert f'href="/admin/knowledge/article/{fresh.pk}/change/"' in section
+    stale = section.split("Not updated for a long time", 1)[1]
+    assert "Fax support" in stale and "Reset your password" not in stale
+    rows = read_csv(superuser_client.get(URL, params(export="articles")).content)
+    assert rows[0] == ["List", "Article", "Citations", "Updated"]
+    listed = {(row[0], row[1]) for row in rows[1:]}
+    assert ("Never cited", "Fax support") in listed
+    assert ("Never cited", "Reset your password") in listed
+    assert ("Not updated for a long time", "Fax support") in listed

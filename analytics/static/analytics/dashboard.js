@@ -91,7 +91,20 @@
 
   var built = {};
   var makers = {
-    volume: function () { return { type: "line", data: { labels: labels, datasets: line(data.volume) }, options: base({}) }; },
+    volume: function () {
+      // Messages run about six times the conversations: they get an axis of their own, on the
+      // other side, so the conversations and visitors are not flattened at the bottom.
+      var datasets = line(data.volume);
+      datasets.forEach(function (d, i) { if (data.volume[i].key === "messages") d.yAxisID = "y2"; });
+      var options = base({});
+      var strings = data.strings || {};
+      options.scales.y.title = { display: true, text: strings.people || "" };
+      options.scales.y2 = {
+        position: rtl ? "left" : "right", beginAtZero: true, grid: { drawOnChartArea: false },
+        title: { display: true, text: strings.messages || "" }
+      };
+      return { type: "line", data: { labels: labels, datasets: datasets }, options: options };
+    },
     outcomes: function () {
       return {
         type: "bar",
@@ -101,7 +114,12 @@
             return { label: s.label, data: s.data, backgroundColor: pattern(PALETTE[s.key], PATTERNS[s.key] || "none"), borderColor: PALETTE[s.key], borderWidth: 1 };
           })
         },
-        options: (function () { var o = base({ stacked: true }); o.plugins.legend.labels.usePointStyle = false; return o; })()
+        options: (function () {
+          var o = base({ stacked: true });
+          o.plugins.legend.labels.usePointStyle = false;  // the legend shows each pattern
+          o.scales.y.title = { display: true, text: (data.strings || {}).conversations || "" };
+          return o;
+        })()
       };
     },
     containment: function () { return { type: "line", data: { labels: labels, datasets: line(data.containment) }, options: base({ percent: true }) }; }
