@@ -58,7 +58,8 @@ def outcome_classify(*, evidence: Evidence, now: datetime) -> tuple[str, str, da
     if e.handed:
         kind = Outcome.AGENT_RESOLVED if e.closed else Outcome.HANDED_OFF
         return kind, e.handoff_reason, None
-    if (e.csat is not None and e.csat >= 4) or (e.csat is None and e.last_answer_rating == "up"):
+    liked_last = e.last_answer_rating == "up" and e.answered  # not with a question left after it
+    if (e.csat is not None and e.csat >= 4) or (e.csat is None and liked_last):
         return Outcome.CONFIRMED, "", None
     if e.csat is not None and e.csat <= 2:
         return Outcome.UNRESOLVED, UnresolvedReason.LOW_CSAT, None

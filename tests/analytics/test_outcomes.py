@@ -103,6 +103,18 @@ def test_a_thumbs_up_on_the_last_answer_is_confirmed() -> None:
     assert row.ttft_ms == 120.0 and not row.handoff
 
 
+def test_a_thumbs_up_followed_by_an_unanswered_question_is_not_confirmed() -> None:
+    conversation, reply = _ask(None)
+    assert reply is not None
+    services.feedback_save(conversation=conversation, message_id=reply.pk, rating="up")
+    _ask(conversation, text="And how do I delete the account entirely?", answer=None)
+    analytics.outcomes_refresh()
+    assert (_outcome(conversation).outcome, _outcome(conversation).reason) == (
+        "unresolved",
+        "abandoned",
+    )
+
+
 def test_a_rating_of_four_confirms_and_a_rating_of_two_is_unresolved() -> None:
     good, _reply = _ask(None)
     inbox.csat_save(conversation=good, rating=4)
