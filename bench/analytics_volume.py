@@ -165,7 +165,7 @@ def generate(*, messages: int, seed: int) -> dict[str, int]:
                 language = "ko"  # the knowledge base has little in Korean
             question, answer = TEXTS[language]
             age = (
-                timedelta(hours=rng.uniform(0, 6))
+                timedelta(hours=rng.uniform(1, 6))  # its turns stay in the past
                 if scenario == "recent"
                 else timedelta(days=rng.uniform(1, 30))
             )
