@@ -1,5 +1,5 @@
-"""The analytics dashboard (/admin/analytics/, docs in /tmp handed to the lead): an edge that
-parses the filters, checks who may look, reads the report and renders it or one table as CSV."""
+"""The analytics dashboard (/admin/analytics/, docs/analytics.md): an edge that parses the
+filters, checks who may look, reads the report and renders it or one table as CSV."""
 
 from __future__ import annotations
 
@@ -89,7 +89,9 @@ def _defaults() -> tuple[date, date]:
     return end - timedelta(days=DEFAULT_DAYS - 1), end
 
 
-def _presets(end: date, language: str | None) -> list[dict[str, Any]]:
+def _presets(language: str | None) -> list[dict[str, Any]]:
+    """Links to the last 7, 28 and 90 days up to today, in the chosen language."""
+    end = timezone.localdate()
     presets = []
     for days, label in (
         (7, _("Last 7 days")),
@@ -158,7 +160,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "end": end,
         "language": language,
         "languages": [(code, language_name(code)) for code in seen],
-        "presets": _presets(end, language),
+        "presets": _presets(language),
         "query_string": urlencode(query),
         "language_label": language_name(language) if language else "",
         "totals": totals,
