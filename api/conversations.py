@@ -427,7 +427,8 @@ def messages_list(request: HttpRequest, conversation_id: uuid.UUID, page: Query[
 
 
 # --- Conversations: writes (async, like the inbox socket: the visitor sees them live) ---------
-WRITE_ERRORS: dict[int, Any] = {**READ_ERRORS, **NOT_FOUND}
+# 400: a body that is not JSON at all; 422: JSON that is not a valid body.
+WRITE_ERRORS: dict[int, Any] = {**READ_ERRORS, **NOT_FOUND, 400: errors.ErrorBody}
 
 
 @router.post(

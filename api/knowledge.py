@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import ConfigDict, field_validator
+from pydantic import ConfigDict, StrictInt, field_validator
 
 from api import errors
 from api.auth import Access
@@ -179,7 +179,7 @@ class DecodingPresetIn(In):
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     stop: str = Field("", max_length=2000, description="One per line; at most four.")
-    seed: int | None = Field(None, ge=0, le=MAX_ID)
+    seed: StrictInt | None = Field(None, ge=0, le=MAX_ID)
 
 
 class DecodingPresetPatch(In):
@@ -191,7 +191,7 @@ class DecodingPresetPatch(In):
     presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     stop: str | None = Field(None, max_length=2000)
-    seed: int | None = Field(None, ge=0, le=MAX_ID)
+    seed: StrictInt | None = Field(None, ge=0, le=MAX_ID)
 
 
 # --- Output ----------------------------------------------------------------------------------

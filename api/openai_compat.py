@@ -291,6 +291,7 @@ def _api_error(exc: chat_errors.ChatError) -> errors.ApiError:
     "/chat/completions",
     response={
         200: ChatCompletionOut,
+        400: errors.ErrorBody,
         401: errors.ErrorBody,
         403: errors.ErrorBody,
         404: errors.ErrorBody,
