@@ -68,18 +68,24 @@ def hostile_frame(rng: random.Random) -> str | bytes:
     return json.dumps({"type": "message", "client_id": str(rng.random()), "text": "hi"})
 
 
-async def fuzz(url: str, frames: int, seed: int, origin: str) -> dict[str, Any]:
+async def fuzz(url: str, frames: int, seed: int, origin: str, spread: bool) -> dict[str, Any]:
+    """SPREAD: each socket claims its own address in X-Forwarded-For (a server that trusts
+    this machine as its proxy counts them apart, as it would a botnet's)."""
     rng = random.Random(seed)
     seen: Counter[str] = Counter()
     closes: Counter[int] = Counter()
     bad: list[str] = []
-    sent = 0
+    sent = sockets = 0
     while sent < frames:
-        async with websockets.connect(url, origin=origin, max_size=2**22) as ws:  # type: ignore[arg-type]
-            if rng.random() < 0.7:
-                locale = rng.choice(["en", "ar", "zh-hans"])
-                await ws.send(json.dumps({"type": "hello", "locale": locale}))
+        sockets += 1
+        headers = {"X-Forwarded-For": f"198.18.{sockets // 250 % 250}.{sockets % 250}"}
+        async with websockets.connect(  # type: ignore[arg-type]
+            url, origin=origin, max_size=2**22, additional_headers=headers if spread else None
+        ) as ws:
             try:
+                if rng.random() < 0.7:
+                    locale = rng.choice(["en", "ar", "zh-hans"])
+                    await ws.send(json.dumps({"type": "hello", "locale": locale}))
                 for _ in range(rng.randint(20, 200)):
                     if sent >= frames:
                         break
@@ -97,7 +103,13 @@ async def fuzz(url: str, frames: int, seed: int, origin: str) -> dict[str, Any]:
                         pass
             except websockets.ConnectionClosed as closed:
                 closes[closed.rcvd.code if closed.rcvd else 1006] += 1
-    return {"frames": sent, "answers": dict(seen), "closes": dict(closes), "bad": bad[:20]}
+    return {
+        "frames": sent,
+        "sockets": sockets,
+        "answers": dict(seen),
+        "closes": dict(closes),
+        "bad": bad[:20],
+    }
 
 
 def healthy(url: str) -> bool:
@@ -115,9 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--origin", default="http://127.0.0.1:8000")
     parser.add_argument("--frames", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument(
+        "--spread-addresses",
+        action="store_true",
+        help="a different X-Forwarded-For per socket (server: TRUSTED_PROXIES=127.0.0.1/32)",
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
-    summary = asyncio.run(fuzz(args.url, args.frames, args.seed, args.origin))
+    summary = asyncio.run(
+        fuzz(args.url, args.frames, args.seed, args.origin, args.spread_addresses)
+    )
     summary["seconds"] = round(time.monotonic() - started, 1)
     summary["healthy_after"] = healthy(args.url)
     print(json.dumps(summary, ensure_ascii=False))
