@@ -14,14 +14,20 @@ from urllib.parse import urlencode
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Max, Min, Window
+from django.db.models import Count, F, Max, Min, Sum, Window
 from django.db.models.functions import RowNumber, TruncWeek
 from django.urls import reverse
 from django.utils import timezone
 from modeltranslation.utils import build_localized_fieldname
 from pgvector.django import CosineDistance
 
-from analytics.models import GapCluster, GapQuestion, GapReason, RollupState
+from analytics.models import (
+    DailyArticleCitations,
+    GapCluster,
+    GapQuestion,
+    GapReason,
+    RollupState,
+)
 from chat.language import message_is_short, reply_language
 from chat.models import Feedback, Message, TurnKnowledge
 from knowledge import embeddings
@@ -431,48 +437,21 @@ def knowledge_gaps(
     return result
 
 
-def _citation_counts(*, low: datetime, high: datetime) -> tuple[Counter[int], Counter[int]]:
-    """Per article: the visitor questions over LOW..HIGH whose reply was given it (cited), and
-    those of them whose reply got a thumbs-down. One aggregate query over the stored prompt
-    knowledge (chat.TurnKnowledge: the snippets are the reply's citations), keyed by the
-    snippet's URL and title, then mapped to articles through every translation of both."""
-    knowledge = TurnKnowledge._meta.db_table
-    message = Message._meta.db_table
-    feedback = Feedback._meta.db_table
-    sql = f"""
-        SELECT s->>'url', s->>'title', count(DISTINCT tk.message_id),
-               count(DISTINCT tk.message_id) FILTER (WHERE EXISTS (
-                   SELECT 1 FROM {message} r JOIN {feedback} f ON f.message_id = r.id
-                   WHERE r.reply_to_id = tk.message_id AND f.rating = %s))
-        FROM {knowledge} tk CROSS JOIN LATERAL jsonb_array_elements(tk.snippets) s
-        WHERE tk.created_at >= %s AND tk.created_at < %s
-        GROUP BY 1, 2
-    """  # noqa: S608 (table names from the models, values as parameters)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [Feedback.Rating.DOWN, low, high])
-        rows = cursor.fetchall()
-    if not rows:
-        return Counter(), Counter()
-    by_url: dict[str, int] = {}
-    by_title: dict[str, int] = {}
-    languages = settings.MODELTRANSLATION_LANGUAGES
-    url_fields = [build_localized_fieldname("url", code) for code in languages]
-    title_fields = [build_localized_fieldname("title", code) for code in languages]
-    for values in Article.objects.values_list("pk", *url_fields, *title_fields):
-        pk, urls, titles = values[0], values[1 : 1 + len(languages)], values[1 + len(languages) :]
-        for url in urls:
-            if url:
-                by_url.setdefault(url, pk)
-        for title in titles:
-            if title:
-                by_title.setdefault(title, pk)
+def _citation_counts(*, start: date, end: date) -> tuple[Counter[int], Counter[int]]:
+    """Per article: the visitor questions over START..END (inclusive days) whose reply was given
+    it (cited), and those of them whose reply got a thumbs-down; from the daily roll-up that
+    analytics.services maintains (DailyArticleCitations), never from the stored knowledge."""
+    rows = (
+        DailyArticleCitations.objects.filter(date__gte=start, date__lte=end)
+        .values("article_id")
+        .annotate(n=Sum("cited"), n_down=Sum("cited_thumbs_down"))
+        .order_by()
+    )
     cited: Counter[int] = Counter()
     negative: Counter[int] = Counter()
-    for url, title, n, n_down in rows:
-        pk = by_url.get(url or "") or by_title.get(title or "")
-        if pk is not None:
-            cited[pk] += n
-            negative[pk] += n_down
+    for row in rows:
+        cited[row["article_id"]] = row["n"]
+        negative[row["article_id"]] = row["n_down"]
     return cited, negative
 
 
@@ -495,9 +474,9 @@ def article_stats(
     """Articles over START..END (inclusive days): most cited in replies, most cited in replies
     rated "down" (ties: the older article first), published but never cited, and published
     but not updated for STALE_MONTHS months (30-day months; oldest first). At most LIMIT of
-    each. A citation is a visitor question whose reply was given the article."""
-    low, high = _bounds(start, end)
-    cited, negative = _citation_counts(low=low, high=high)
+    each. A citation is a visitor question whose reply was given the article; the counts come
+    from the daily roll-up, as fresh as the last refresh (docs/analytics.md)."""
+    cited, negative = _citation_counts(start=start, end=end)
     published = Article.objects.filter(status=Article.Status.PUBLISHED)
 
     def ordered(counts: Counter[int]) -> list[dict[str, Any]]:

@@ -270,3 +270,30 @@ class GapQuestion(models.Model):
 
     def __str__(self) -> str:
         return self.text
+
+
+# --- Article citations (analytics/services.py builds, analytics/gaps.py reads) --------------
+# Per day (of the visitor's question) and article: how many questions were given the article
+# in their reply's knowledge, and how many of those replies were rated "down".
+
+
+class DailyArticleCitations(models.Model):
+    date = models.DateField(_("date"))
+    article = models.ForeignKey(
+        "knowledge.Article",
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("article"),
+    )
+    cited = models.PositiveIntegerField(_("citations"), default=0)
+    cited_thumbs_down = models.PositiveIntegerField(_("citations rated not helpful"), default=0)
+
+    class Meta:
+        verbose_name = _("daily citations per article")
+        verbose_name_plural = _("daily citations per article")
+        constraints = [
+            models.UniqueConstraint(fields=["date", "article"], name="daily_article_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.date} {self.article_id}"

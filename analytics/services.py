@@ -10,14 +10,16 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Exists, F, FloatField, Max, Min, OuterRef, Q, Sum, Window
-from django.db.models.functions import Coalesce, RowNumber
+from django.db.models.functions import Coalesce, RowNumber, TruncDate
 from django.utils import timezone
+from modeltranslation.utils import build_localized_fieldname
 
 from analytics.models import (
     ConversationOutcome,
     DailyAgentStats,
+    DailyArticleCitations,
     DailyLanguageStats,
     Outcome,
     RollupState,
@@ -25,6 +27,7 @@ from analytics.models import (
 )
 from chat.language import message_is_short, reply_language
 from chat.models import Conversation, Feedback, Message, TurnKnowledge
+from knowledge.models import Article
 
 BATCH = 2000
 # Replies per conversation whose language is checked (the newest ones): detection costs 0.1 to
@@ -337,6 +340,7 @@ def outcomes_refresh(*, since: datetime | None = None) -> RefreshResult:
         ids = _active_since(start, now=now)
         days = _outcomes_store(ids, now=now)
         _rollups_for_days(sorted(days))
+        _citations_for_days(_citation_days_since(start))
         state.watermark = now - WATERMARK_OVERLAP
         state.save(update_fields=["watermark", "updated_at"])
     return RefreshResult(conversations=len(ids), days=sorted(days), watermark=state.watermark)
@@ -359,7 +363,16 @@ def rollups_rebuild(*, start: date, end: date) -> int:
         _outcomes_store(ids, now=now)
         days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
         _rollups_for_days(days)
+        _citations_for_days(days)
     return len(ids)
+
+
+def article_citations_rebuild(*, start: date, end: date) -> int:
+    """Replace the article citation roll-up of START to END (inclusive) only, leaving the
+    outcomes alone (rollups_rebuild does both); the number of rows written."""
+    days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+    with transaction.atomic():
+        return _citations_for_days(days)
 
 
 def _sum(field: str) -> Coalesce:
@@ -469,3 +482,121 @@ def _rollups_for_days(days: list[date]) -> None:
             ],
             batch_size=1000,
         )
+
+
+# --- Article citations ----------------------------------------------------------------------
+# A citation is a visitor question whose reply was given the article in its knowledge
+# (chat.TurnKnowledge.snippets), counted on the day the question's knowledge was stored.
+
+
+def _citation_days_since(since: datetime | None) -> list[date]:
+    """The days whose citation counts may have changed since SINCE (every day with stored
+    knowledge without one): new knowledge, or a rating given or changed on a reply to it."""
+    knowledge = TurnKnowledge.objects.all()
+    if since is not None:
+        knowledge = knowledge.filter(created_at__gte=since)
+    days = set(
+        knowledge.annotate(day=TruncDate("created_at"))
+        .values_list("day", flat=True)
+        .order_by()
+        .distinct()
+    )
+    if since is not None:
+        days.update(
+            Feedback.objects.filter(
+                updated_at__gte=since, message__reply_to__prompt_knowledge__isnull=False
+            )
+            .annotate(day=TruncDate("message__reply_to__prompt_knowledge__created_at"))
+            .values_list("day", flat=True)
+            .order_by()
+            .distinct()
+        )
+    return sorted(days)
+
+
+def _day_ranges(days: list[date]) -> list[tuple[date, date]]:
+    """Runs of consecutive days, as (first, last) pairs."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(set(days)):
+        if ranges and day == ranges[-1][1] + timedelta(days=1):
+            ranges[-1] = (ranges[-1][0], day)
+        else:
+            ranges.append((day, day))
+    return ranges
+
+
+def _articles_by_reference() -> tuple[dict[str, int], dict[str, int]]:
+    """Article ids by every translation of their URL, and of their title (the first article
+    wins a value two share)."""
+    by_url: dict[str, int] = {}
+    by_title: dict[str, int] = {}
+    languages = settings.MODELTRANSLATION_LANGUAGES
+    url_fields = [build_localized_fieldname("url", code) for code in languages]
+    title_fields = [build_localized_fieldname("title", code) for code in languages]
+    for values in Article.objects.order_by("pk").values_list("pk", *url_fields, *title_fields):
+        pk, urls, titles = values[0], values[1 : 1 + len(languages)], values[1 + len(languages) :]
+        for url in urls:
+            if url:
+                by_url.setdefault(url, pk)
+        for title in titles:
+            if title:
+                by_title.setdefault(title, pk)
+    return by_url, by_title
+
+
+def _citation_rows(first: date, last: date) -> list[tuple[date, str | None, str | None, int, int]]:
+    """(day, snippet URL, snippet title, questions, questions whose reply was rated "down")
+    over FIRST..LAST: one aggregate over the stored knowledge of those days only (a range on
+    chat_turnknowledge.created_at, indexed by analytics migration 0003)."""
+    current = timezone.get_current_timezone()
+    low = datetime.combine(first, datetime.min.time(), tzinfo=current)
+    high = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=current)
+    knowledge = TurnKnowledge._meta.db_table
+    message = Message._meta.db_table
+    feedback = Feedback._meta.db_table
+    sql = f"""
+        SELECT (tk.created_at AT TIME ZONE %s)::date, s->>'url', s->>'title',
+               count(DISTINCT tk.message_id),
+               count(DISTINCT tk.message_id) FILTER (WHERE EXISTS (
+                   SELECT 1 FROM {message} r JOIN {feedback} f ON f.message_id = r.id
+                   WHERE r.reply_to_id = tk.message_id AND f.rating = %s))
+        FROM {knowledge} tk CROSS JOIN LATERAL jsonb_array_elements(tk.snippets) s
+        WHERE tk.created_at >= %s AND tk.created_at < %s
+        GROUP BY 1, 2, 3
+    """  # noqa: S608 (table names from the models, values as parameters)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [timezone.get_current_timezone_name(), Feedback.Rating.DOWN, low, high])
+        return list(cursor.fetchall())
+
+
+def _citations_for_days(days: list[date]) -> int:
+    """Replace the article citation roll-up of DAYS: one grouped query per run of consecutive
+    days, each snippet mapped to an article by its URL, else its title, in any translation
+    (a question citing two snippets of one article counts twice, as it was given it twice).
+    The number of rows written."""
+    if not days:
+        return 0
+    by_url, by_title = _articles_by_reference()
+    written = 0
+    with transaction.atomic():
+        for first, last in _day_ranges(days):
+            DailyArticleCitations.objects.filter(date__gte=first, date__lte=last).delete()
+            cited: dict[tuple[date, int], list[int]] = {}
+            for day, url, title, n, n_down in _citation_rows(first, last):
+                pk = by_url.get(url or "") or by_title.get(title or "")
+                if pk is None:
+                    continue
+                counts = cited.setdefault((day, pk), [0, 0])
+                counts[0] += n
+                counts[1] += n_down
+            DailyArticleCitations.objects.bulk_create(
+                [
+                    DailyArticleCitations(
+                        date=day, article_id=pk, cited=counts[0], cited_thumbs_down=counts[1]
+                    )
+                    for (day, pk), counts in cited.items()
+                ],
+                batch_size=1000,
+            )
+            written += len(cited)
+    return written
