@@ -11,12 +11,13 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import ConfigDict, StrictInt, field_validator
+from pydantic import ConfigDict, StrictInt
 
 from api import errors
 from api.auth import Access
 from api.conditional import check_if_match, conditional_json
 from api.pagination import paginate
+from api.schemas import In
 from autoglm_site.languages import language_supported
 from chat import reply_settings
 from chat.models import DecodingPreset, GlossaryTerm
@@ -41,29 +42,6 @@ WRITE_ERRORS: dict[int, Any] = {**ONE_ERRORS, 400: errors.ErrorBody, 409: errors
 
 
 # --- Input -----------------------------------------------------------------------------------
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
-class In(Schema):
-    """A request body: unknown fields are refused, and so is text PostgreSQL cannot store."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        if _has_nul(value):
-            raise ValueError("text must not contain NUL characters")
-        return value
 
 
 class QueryIn(In):

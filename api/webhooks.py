@@ -9,11 +9,11 @@ from typing import Annotated, Any, Literal
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import ConfigDict, model_validator
 
 from api import errors
 from api.auth import Access
 from api.pagination import paginate
+from api.schemas import In
 from webhooks import selectors, services
 from webhooks.models import Delivery, Subscription
 
@@ -41,29 +41,6 @@ EventType = Literal[
     "sync.finished",
     "sync.failed",
 ]
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
-class In(Schema):
-    """A request body: unknown fields are refused, and so is text PostgreSQL cannot store."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        if _has_nul(data):
-            raise ValueError("text must not contain NUL characters")
-        return data
 
 
 class SubscriptionIn(In):
