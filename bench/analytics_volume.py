@@ -2,6 +2,7 @@
 dashboard's reads (selectors and, where it exists, the page) with p50/p95 over repeated runs.
 
     .venv/bin/python bench/analytics_volume.py --messages 1000000
+    .venv/bin/python bench/analytics_volume.py --reuse   # the rows already there, no generation
 
 Runs in a database of its own (AUTOGLM_EMBEDDED_DB_NAME, default autoglm_analytics_bench, in
 the embedded PostgreSQL); it empties that database's chat and analytics tables first. Rows are
@@ -260,6 +261,12 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=50, help="runs per selector")
     parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the rows a previous run generated (no generation, no full refresh); the "
+        "article citation roll-up of the 30 days is rebuilt instead",
+    )
     args = parser.parse_args()
 
     from autoglm_site.embedded import ensure_database
@@ -277,19 +284,40 @@ def main() -> None:
     call_command("migrate", "--noinput", verbosity=0)
     summary: dict[str, Any] = {"database": name, "date": datetime.now().astimezone().isoformat()}
 
-    started = time.perf_counter()
-    summary["generated"] = generate(messages=args.messages, seed=args.seed)
-    summary["generate_s"] = round(time.perf_counter() - started, 1)
-    print(f"generated {summary['generated']} in {summary['generate_s']} s", flush=True)
-
     from analytics import selectors, services
-    from analytics.models import ConversationOutcome, DailyLanguageStats
+    from analytics.models import ConversationOutcome, DailyArticleCitations, DailyLanguageStats
+    from chat.models import Message
+    from knowledge.models import Article
 
-    started = time.perf_counter()
-    result = services.outcomes_refresh()
-    summary["refresh_full_s"] = round(time.perf_counter() - started, 1)
-    print(f"full refresh: {result.conversations} conversations, {len(result.days)} days, "
-          f"{summary['refresh_full_s']} s", flush=True)  # fmt: skip
+    # The article the generated replies cite (SNIPPET), so that citations map to one.
+    Article.objects.get_or_create(
+        url="https://example.com/p",
+        defaults={"title": "Passwords", "body": "…", "status": Article.Status.PUBLISHED},
+    )
+    if args.reuse:
+        summary["generated"] = {"messages": Message.objects.count(), "reused": True}
+        if not summary["generated"]["messages"]:
+            sys.exit("--reuse: the bench database has no messages; run without it first")
+        print(f"reusing {summary['generated']['messages']} messages", flush=True)
+        from django.utils import timezone as tz
+
+        today = tz.localdate()
+        started = time.perf_counter()
+        rows = services.article_citations_rebuild(start=today - timedelta(days=30), end=today)
+        summary["citations_rebuild_31_days_s"] = round(time.perf_counter() - started, 2)
+        print(f"citation roll-up of 31 days: {rows} rows, "
+              f"{summary['citations_rebuild_31_days_s']} s", flush=True)  # fmt: skip
+    else:
+        started = time.perf_counter()
+        summary["generated"] = generate(messages=args.messages, seed=args.seed)
+        summary["generate_s"] = round(time.perf_counter() - started, 1)
+        print(f"generated {summary['generated']} in {summary['generate_s']} s", flush=True)
+
+        started = time.perf_counter()
+        result = services.outcomes_refresh()
+        summary["refresh_full_s"] = round(time.perf_counter() - started, 1)
+        print(f"full refresh: {result.conversations} conversations, {len(result.days)} days, "
+              f"{summary['refresh_full_s']} s", flush=True)  # fmt: skip
 
     # Incremental: 100 new visitor messages in existing conversations, since the watermark.
     from django.db import connection
@@ -298,8 +326,7 @@ def main() -> None:
     ids = list(
         ConversationOutcome.objects.order_by("?").values_list("conversation_id", flat=True)[:100]
     )
-    from chat.models import Message
-
+    run = uuid.uuid4().hex[:8]  # client ids unique across --reuse runs
     Message.objects.bulk_create(
         [
             Message(
@@ -307,7 +334,7 @@ def main() -> None:
                 role="user",
                 text="One more question, please?",
                 status="complete",
-                client_id=f"inc{n}",
+                client_id=f"inc{run}-{n}",
             )
             for n, pk in enumerate(ids)
         ]  # fmt: skip
@@ -329,6 +356,7 @@ def main() -> None:
     totals = selectors.overview(start=start, end=end)["totals"]
     summary["totals"] = totals
     summary["rollup_rows"] = DailyLanguageStats.objects.count()
+    summary["citation_rollup_rows"] = DailyArticleCitations.objects.count()
     reads = {
         "overview": lambda: selectors.overview(start=start, end=end),
         "overview_ja": lambda: selectors.overview(start=start, end=end, language="ja"),
@@ -337,6 +365,13 @@ def main() -> None:
         "teams": lambda: selectors.teams(start=start, end=end),
         "languages_seen": selectors.languages_seen,
     }
+    try:
+        from analytics import gaps
+
+        reads["article_stats"] = lambda: gaps.article_stats(start=start, end=end)
+        reads["knowledge_gaps"] = lambda: gaps.knowledge_gaps(start=start, end=end)
+    except ImportError:
+        pass
     summary["selectors"] = {}
     for label, read in reads.items():
         summary["selectors"][label] = timed(read, args.runs)
@@ -369,6 +404,19 @@ def main() -> None:
         summary["page_status"] = status
         summary["page"] = timed(lambda: client.get("/admin/analytics/"), max(5, args.runs // 5))
         print(f"page /admin/analytics/ ({status}): {summary['page']}", flush=True)
+        # One page view's queries, slowest first: what is left to make faster.
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as queries:
+            client.get("/admin/analytics/")
+        slowest = sorted(queries.captured_queries, key=lambda q: -float(q["time"]))[:5]
+        summary["page_queries"] = len(queries.captured_queries)
+        summary["page_slowest_queries"] = [
+            {"s": float(q["time"]), "sql": q["sql"][:300]} for q in slowest
+        ]
+        print(f"page queries: {len(queries.captured_queries)}; slowest:", flush=True)
+        for q in summary["page_slowest_queries"]:
+            print(f"  {q['s']:.3f} s  {q['sql'][:160]}", flush=True)
     connection.close()
     print(json.dumps(summary, default=str))
 
