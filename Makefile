@@ -105,7 +105,7 @@ lint: install
 	$(PY) -m ruff format --check .
 
 typecheck: install
-	$(PY) -m mypy --cache-dir=/dev/null autoglm_site chat knowledge inbox privacy api
+	$(PY) -m mypy --cache-dir=/dev/null autoglm_site chat knowledge inbox privacy api webhooks moderation analytics
 
 # The API's OpenAPI schema, checked in (docs/openapi.json): tests/api/test_schema.py fails when
 # the code's schema differs, so a change to the API shows in review. Run this after one.

@@ -44,7 +44,7 @@ def close_violations_politely() -> None:
         self.setProtocolOptions(failByDrop=False)
 
     init.polite = True  # type: ignore[attr-defined]
-    WebSocketFactory.__init__ = init  # type: ignore[method-assign]
+    WebSocketFactory.__init__ = init
 
 
 def main() -> None:

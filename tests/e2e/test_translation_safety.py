@@ -77,7 +77,6 @@ def test_rosetta_refuses_a_script_in_a_translation(
     server: ChatServer, locale_copy: Path, new_page: Any
 ) -> None:
     from django.contrib.auth.models import Group, User
-
     from django.utils import translation
 
     from autoglm_site.catalogues import translation_problems
