@@ -21,6 +21,7 @@ from modeltranslation.utils import build_localized_fieldname
 from knowledge.models import Article, Category, Chunk, Source, SyncRun
 from knowledge.search import chunk_search
 from knowledge.services import article_index_later, articles_publish, source_sync_later
+from webhooks import events as webhook_events
 
 
 def _language_fieldsets() -> list[tuple[str, dict[str, Any]]]:
@@ -60,6 +61,8 @@ class ArticleAdmin(TranslationAdmin[Article]):
     def save_model(self, request: HttpRequest, obj: Article, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         article_index_later(article=obj)
+        if obj.status == Article.Status.PUBLISHED and (not change or "status" in form.changed_data):
+            webhook_events.article_published(article=obj)  # after commit, like every event
 
     @admin.action(description=gettext_lazy("Re-index now"))
     def reindex_now(self, request: HttpRequest, queryset: QuerySet[Article]) -> None:

@@ -201,3 +201,27 @@ def test_erasing_a_visitor_erases_the_deliveries_that_quote_them(receiver: Recei
     left = Delivery.objects.all()
     assert sorted(d.event_type for d in left) == ["message.created", "sync.finished"]
     assert {d.conversation_id for d in left} == {other.conversation.pk, None}
+
+
+def test_an_article_published_in_the_admin_is_announced_once(receiver: Receiver) -> None:
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    subscribe(receiver, "article.published")
+    admin_user = User.objects.create_superuser("ada", password="admin-0123456789")
+    client = Client()
+    client.force_login(admin_user)
+    form = {"title_en": "Invoices", "body_en": "Monthly.", "status": "draft", "language": "en"}
+    response = client.post("/admin/knowledge/article/add/", form)
+    assert response.status_code == 302, response.content[:2000]
+    article = Article.objects.get(title_en="Invoices")
+    change = f"/admin/knowledge/article/{article.pk}/change/"
+    assert client.post(change, {**form, "status": "published"}).status_code == 302
+    assert (
+        client.post(change, {**form, "status": "published", "body_en": "Each month."}).status_code
+        == 302
+    )
+    (published,) = events(receiver, 1)
+    assert published.json["data"]["article"]["id"] == article.pk
+    time.sleep(0.5)  # a later save of the published article is not announced again
+    assert Delivery.objects.filter(event_type="article.published").count() == 1
