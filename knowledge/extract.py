@@ -142,6 +142,7 @@ def _pdf_limits() -> None:  # pragma: no cover - runs in the child, before exec
 def _pdf(data: bytes, *, fallback: str) -> tuple[str, str]:
     """A PDF's text, parsed in a child process with memory and time limits (pdf_worker)."""
     import json
+    import signal
     import subprocess
     import sys
 
@@ -158,6 +159,8 @@ def _pdf(data: bytes, *, fallback: str) -> tuple[str, str]:
         )
     except subprocess.TimeoutExpired as exc:
         raise FetchError(_("The PDF took too long to read.")) from exc
+    if finished.returncode in (-signal.SIGXCPU, -signal.SIGKILL):  # its CPU-time limit
+        raise FetchError(_("The PDF took too long to read."))
     try:
         result = json.loads(finished.stdout or b"{}")
     except ValueError:
