@@ -202,7 +202,11 @@ class Message(models.Model):
                 name="message_unique_client_id",
             )
         ]
-        indexes = [models.Index(fields=["conversation", "status"], name="message_conv_status")]
+        indexes = [
+            models.Index(fields=["conversation", "status"], name="message_conv_status"),
+            # The analytics refresh reads what changed since its watermark (analytics.services).
+            models.Index(fields=["updated_at"], name="message_updated_at"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.role} #{self.pk}"

@@ -442,7 +442,10 @@ def reply_finish(
     )
     if not updated:
         return None
-    return Message.objects.select_related("reply_to__prompt_knowledge").get(pk=reply_id)
+    reply = Message.objects.select_related("reply_to__prompt_knowledge").get(pk=reply_id)
+    if status == Message.Status.COMPLETE:
+        webhook_events.message_created(message=reply)  # the assistant's reply, once whole
+    return reply
 
 
 @dataclass(frozen=True)

@@ -49,22 +49,26 @@ def conversation_created(*, conversation: Conversation) -> None:
 
 
 def message_created(*, message: Message) -> None:
-    """A visitor's or an agent's message (private notes are not announced)."""
-    if message.role not in {"user", "agent"}:
+    """A visitor's or an agent's message, or an assistant's reply once it is complete (with
+    its citations); private notes and event lines are not announced."""
+    if message.role not in {"user", "agent", "assistant"}:
         return
 
     def payload() -> dict[str, Any]:
-        return {
-            "conversation_id": str(message.conversation_id),
-            "message": {
-                "id": message.pk,
-                "role": message.role,
-                "text": message.text,
-                "language": message.language or None,
-                "author_id": message.author_id,
-                "created_at": _time(message.created_at),
-            },
+        body: dict[str, Any] = {
+            "id": message.pk,
+            "role": message.role,
+            "text": message.text,
+            "language": message.language or None,
+            "author_id": message.author_id,
+            "created_at": _time(message.created_at),
         }
+        if message.role == "assistant":
+            from chat.selectors import reply_citations
+
+            body["reply_to"] = message.reply_to_id
+            body["citations"] = reply_citations(reply=message)
+        return {"conversation_id": str(message.conversation_id), "message": body}
 
     event_emit(
         event_type="message.created", payload=payload, conversation_id=message.conversation_id

@@ -12,7 +12,7 @@ import pytest
 
 from chat import errors
 from chat import services as chat
-from chat.models import Conversation, Message, Visitor
+from chat.models import Conversation, Message, TurnKnowledge, Visitor
 from inbox import services as inbox
 from knowledge.models import Article, Source
 from knowledge.services import articles_publish, source_sync
@@ -225,3 +225,40 @@ def test_an_article_published_in_the_admin_is_announced_once(receiver: Receiver)
     assert published.json["data"]["article"]["id"] == article.pk
     time.sleep(0.5)  # a later save of the published article is not announced again
     assert Delivery.objects.filter(event_type="article.published").count() == 1
+
+
+def test_an_assistant_reply_is_announced_when_complete_with_its_citations(
+    receiver: Receiver,
+) -> None:
+    subscribe(receiver, "message.created")
+    result = send(None, "How do I reset my password?", "q1")
+    TurnKnowledge.objects.create(
+        message=result.message,
+        snippets=[
+            {
+                "title": "Passwords",
+                "url": "https://help.example/pw",
+                "text": "Reset it.",
+                "language": "en",
+            }
+        ],
+    )
+    claimed = chat.reply_claim(conversation_id=result.conversation.pk)
+    assert claimed is not None
+    chat.reply_finish(
+        reply_id=claimed.pk, text="Use the reset link.", status=Message.Status.COMPLETE
+    )
+    received = receiver.wait_for(2)
+    by_role = {r.json["data"]["message"]["role"]: r.json["data"]["message"] for r in received}
+    reply = by_role["assistant"]
+    assert reply["id"] == claimed.pk and reply["text"] == "Use the reset link."
+    assert reply["reply_to"] == result.message.pk
+    assert reply["citations"] == [{"title": "Passwords", "url": "https://help.example/pw"}]
+    # A failed or cancelled reply is not announced.
+    second = send(result.conversation, "And my e-mail?", "q2")
+    claimed = chat.reply_claim(conversation_id=second.conversation.pk)
+    assert claimed is not None
+    chat.reply_finish(reply_id=claimed.pk, text="", status=Message.Status.FAILED)
+    time.sleep(0.5)
+    roles = [d.payload["data"]["message"]["role"] for d in Delivery.objects.all()]
+    assert roles.count("assistant") == 1
