@@ -9,7 +9,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -204,12 +204,18 @@ class _DeadlineStream(httpcore.NetworkStream):
         return self._stream.get_extra_info(info)
 
 
+# A host's addresses, resolved and checked (or an exception saying why it may not be reached).
+AddressCheck = Callable[[str, int], list[str]]
+
+
 class _PublicOnlyBackend(httpcore.NetworkBackend):
     """Opens every connection to an address checked for its host just before, never to a name:
-    resolving again between the check and the connect (DNS rebinding) is not possible."""
+    resolving again between the check and the connect (DNS rebinding) is not possible.
+    ADDRESSES checks them (checked_addresses: the syncs' rules; webhooks bring their own)."""
 
-    def __init__(self) -> None:
+    def __init__(self, addresses: AddressCheck | None = None) -> None:
         self._backend = httpcore.SyncBackend()
+        self._addresses = addresses or checked_addresses
 
     def connect_tcp(
         self,
@@ -220,7 +226,7 @@ class _PublicOnlyBackend(httpcore.NetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
         error: Exception | None = None
-        for address in checked_addresses(host, port):
+        for address in self._addresses(host, port):
             try:
                 stream = self._backend.connect_tcp(
                     address, port, _remaining(timeout), local_address, socket_options
@@ -250,26 +256,38 @@ class _PublicOnlyTransport(httpx.HTTPTransport):
     handle_request and close use; tests/knowledge/test_fetch_security.py fails if that changes).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, addresses: AddressCheck | None = None, *, keepalive: int = 5) -> None:
         super().__init__(trust_env=False)
         self._pool = httpcore.ConnectionPool(
             ssl_context=_ssl_context(),
             max_connections=10,
-            max_keepalive_connections=5,
+            max_keepalive_connections=keepalive,
             keepalive_expiry=5.0,
-            network_backend=_PublicOnlyBackend(),
+            network_backend=_PublicOnlyBackend(addresses),
         )
 
 
-def client() -> httpx.Client:
-    """The client fetch() is given: redirects are followed by fetch itself, hop by hop; no proxy
-    from the environment (it would be the one address checked)."""
+def checked_client(
+    *, addresses: AddressCheck, timeout: float, user_agent: str, keepalive: int = 5
+) -> httpx.Client:
+    """A client that connects only to addresses ADDRESSES checked: no redirects followed (the
+    caller follows them hop by hop, or not at all), no proxy from the environment (it would be
+    the one address checked)."""
     return httpx.Client(
-        transport=_PublicOnlyTransport(),
+        transport=_PublicOnlyTransport(addresses, keepalive=keepalive),
         follow_redirects=False,
         trust_env=False,
+        timeout=timeout,
+        headers={"User-Agent": user_agent},
+    )
+
+
+def client() -> httpx.Client:
+    """The client fetch() is given: redirects are followed by fetch itself, hop by hop."""
+    return checked_client(
+        addresses=checked_addresses,
         timeout=settings.KNOWLEDGE_FETCH_TIMEOUT_SECONDS,
-        headers={"User-Agent": "AutoGLM-knowledge-sync/1.0"},
+        user_agent="AutoGLM-knowledge-sync/1.0",
     )
 
 

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterable
-from typing import Any
 from urllib.parse import urlsplit
 
-import httpcore
 import httpx
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from knowledge.fetch import address_refusal
+from knowledge.fetch import address_refusal, checked_client
 
 
 class TargetRefused(Exception):
@@ -83,56 +80,13 @@ def target_check(url: str, *, resolve: bool) -> None:
         raise
 
 
-class _CheckedBackend(httpcore.NetworkBackend):
-    def __init__(self) -> None:
-        self._backend = httpcore.SyncBackend()
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        error: Exception | None = None
-        for address in target_addresses(host, port):
-            try:
-                return self._backend.connect_tcp(
-                    address, port, timeout, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                error = exc  # the host's next address, as socket.create_connection does
-        assert error is not None
-        raise error
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.NetworkStream:
-        raise TargetRefused(_("Webhooks are not sent to Unix sockets."))
-
-
-class _CheckedTransport(httpx.HTTPTransport):
-    """httpx's transport on a pool whose connections go through _CheckedBackend (httpx takes no
-    network backend, so the pool it built is replaced, as knowledge.fetch does)."""
-
-    def __init__(self) -> None:
-        super().__init__(trust_env=False)
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            max_connections=10,
-            max_keepalive_connections=0,
-            network_backend=_CheckedBackend(),
-        )
-
-
 def client() -> httpx.Client:
-    """A client for one delivery: no redirects followed (a 3xx is a failed attempt), no proxy
-    from the environment (it would be the one address checked)."""
-    return httpx.Client(
-        transport=_CheckedTransport(),
-        follow_redirects=False,
-        trust_env=False,
+    """A client for one delivery (knowledge.fetch's checked connections, with the webhooks'
+    address rules): no redirects followed (a 3xx is a failed attempt), no proxy from the
+    environment, no connection kept."""
+    return checked_client(
+        addresses=target_addresses,
         timeout=settings.WEBHOOKS_TIMEOUT_SECONDS,
-        headers={"User-Agent": "AutoGLM-Webhooks/1.0"},
+        user_agent="AutoGLM-Webhooks/1.0",
+        keepalive=0,
     )
