@@ -1,82 +1,23 @@
-"""The knowledge API under generated requests (schemathesis, from its own OpenAPI schema): never
-a server error, and every status and body is one the schema documents; valid requests and
-invalid ones (negative generation)."""
+"""The knowledge API under generated requests (tests/api/fuzzing.py): valid requests and invalid
+ones (negative generation)."""
 
 from __future__ import annotations
 
-import itertools
-import os
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
-import schemathesis
-from django.core.signals import request_finished, request_started
-from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections
-from hypothesis import HealthCheck, given, settings
-from schemathesis import GenerationMode
 
 from knowledge.models import Article, Category, Source
+from tests.api.fuzzing import api_schema, operations_fuzz
 from tests.api.keys import api_key
 
 
-@pytest.fixture
-def knowledge_schema(db: None) -> Iterator[Any]:
-    # As Django's test client does: the test's connection (its transaction) stays open across
-    # requests instead of being closed at the end of each.
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    try:
-        yield schemathesis.openapi.from_wsgi(
-            "/api/v1/openapi.json", get_wsgi_application()
-        ).include(tag_regex="^(knowledge|glossary|decoding presets)$")
-    finally:
-        request_started.connect(close_old_connections)
-        request_finished.connect(close_old_connections)
-
-
-@pytest.fixture
-def token(db: None) -> str:
+@pytest.mark.django_db
+def test_no_server_error_and_only_documented_responses() -> None:
     # Rows for the generated ids to find now and then (ids 1..3 are likely guesses).
     category = Category.objects.create(slug="billing", name_en="Billing")
     source = Source.objects.create(name="Manual", kind=Source.Kind.MANUAL)
     Article.objects.create(
         title_en="Refunds", body_en="Full refund in 30 days.", category=category, source=source
     )
-    _key, plaintext = api_key("knowledge:read", "knowledge:write", rate_limit=1_000_000)
-    return plaintext
-
-
-@pytest.mark.django_db
-def test_no_server_error_and_only_documented_responses(knowledge_schema: Any, token: str) -> None:
-    # schemathesis' pytest loaders do not run under pytest 9: each operation's strategy is
-    # drawn from here instead.
-    from schemathesis.checks import not_a_server_error
-    from schemathesis.specs.openapi.checks import (
-        content_type_conformance,
-        response_schema_conformance,
-        status_code_conformance,
-    )
-
-    checks = [
-        not_a_server_error,
-        status_code_conformance,
-        content_type_conformance,
-        response_schema_conformance,
-    ]
-    operations = [result.ok() for result in knowledge_schema.get_all_operations()]
-    assert len(operations) >= 30
-    for operation, mode in itertools.product(operations, GenerationMode):
-
-        @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(
-            max_examples=int(os.environ.get("FUZZ_EXAMPLES", "15")),
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        def check(case: Any) -> None:
-            response = case.call(headers={"Authorization": f"Bearer {token}"})
-            case.validate_response(response, checks=checks)
-
-        check()
+    _key, token = api_key("knowledge:read", "knowledge:write", rate_limit=1_000_000)
+    with api_schema("^(knowledge|glossary|decoding presets)$") as schema:
+        assert operations_fuzz(schema, token=token) >= 30
