@@ -7,7 +7,6 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from django.core.cache import cache
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja.security import HttpBearer
@@ -15,6 +14,7 @@ from ninja.utils import check_csrf
 
 from api import errors
 from api.models import KEY_PREFIX, ApiKey, key_digest
+from autoglm_site.windows import window_hit
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -40,15 +40,7 @@ def key_from_header(request: HttpRequest) -> ApiKey | None:
 
 def rate_limit(key: ApiKey) -> None:
     """A fixed window per minute and key, counted in the shared cache (Redis in production)."""
-    window = int(time.time() // 60)
-    name = f"api:rate:{key.prefix}:{window}"
-    cache.add(name, 0, timeout=120)
-    try:
-        count = cache.incr(name)
-    except ValueError:  # expired between add and incr
-        cache.set(name, 1, timeout=120)
-        count = 1
-    if count > key.rate_limit_per_minute:
+    if window_hit(f"api:rate:{key.prefix}", window=60) > key.rate_limit_per_minute:
         error = errors.RateLimited(seconds=60 - int(time.time()) % 60)
         error.headers["Retry-After"] = str(error.params["seconds"])
         raise error

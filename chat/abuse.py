@@ -12,11 +12,11 @@ import time
 from collections import Counter
 
 from django.conf import settings
-from django.core.cache import cache
 
 # Re-exported: the chat's limits count per address (autoglm_site.addresses).
 from autoglm_site.addresses import client_address as client_address
 from autoglm_site.addresses import scope_address as scope_address
+from autoglm_site.windows import window_hit
 from chat import errors
 
 # Daphne (Autobahn) lets an application close only with 1000 or 3000-4999: the policy
@@ -29,14 +29,7 @@ IDLE_CLOSE_CODE = 4001
 
 def _window_hit(name: str, *, limit: int, window: int) -> bool:
     """Count one hit in a fixed window shared by all processes; False when over LIMIT."""
-    key = f"chat:abuse:{name}:{int(time.time() // window)}"
-    cache.add(key, 0, timeout=window + 5)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=window + 5)
-        count = 1
-    return count <= limit
+    return window_hit(f"chat:abuse:{name}", window=window) <= limit
 
 
 def new_visitor_allow(*, address: str) -> None:

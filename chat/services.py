@@ -14,11 +14,11 @@ from typing import Any
 import jwt
 from django.conf import settings
 from django.core import signing
-from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from autoglm_site.windows import window_hit
 from chat import errors
 from chat.llm.base import Usage
 from chat.models import Conversation, Feedback, Message, TurnKnowledge, Visitor
@@ -190,15 +190,7 @@ class SendResult:
 
 def _rate_limit_hit(*, visitor: Visitor) -> None:
     window = settings.CHAT_RATE_LIMIT_WINDOW_SECONDS
-    bucket = int(timezone.now().timestamp() // window)
-    key = f"chat:rate:{visitor.pk}:{bucket}"
-    cache.add(key, 0, timeout=window + 5)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=window + 5)
-        count = 1
-    if count > settings.CHAT_RATE_LIMIT_MESSAGES:
+    if window_hit(f"chat:rate:{visitor.pk}", window=window) > settings.CHAT_RATE_LIMIT_MESSAGES:
         raise errors.RateLimited()
 
 
