@@ -140,6 +140,14 @@ DATABASES["default"]["CONN_MAX_AGE"] = env_int(
 # dropped fails (the client retries: stored-before-ack and idempotent message ids make that
 # safe) and Django discards the broken connection after it.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DATABASE_CONN_HEALTH_CHECKS", False)
+# pgvector's HNSW search breadth for every connection: its default (40) missed the right chunk
+# of one dev-set question in twenty on a 6,300-chunk index; 100 finds as many as an exact scan
+# there (docs/benchmarks.md), for a few milliseconds more per vector ranking at 100k chunks.
+KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 100, minimum=1)
+_db_options = DATABASES["default"].setdefault("OPTIONS", {})
+_db_options["options"] = (
+    f"{_db_options.get('options', '')} -c hnsw.ef_search={KNOWLEDGE_HNSW_EF_SEARCH}".strip()
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache, Celery broker ---------------------------------------------
@@ -503,7 +511,7 @@ KNOWLEDGE_RELEVANT_SIMILARITY_SECONDARY = env_float(
     "KNOWLEDGE_RELEVANT_SIMILARITY_SECONDARY", 0.855, minimum=0
 )
 # The keyword side's weight in the score fusion (0 = vectors only).
-KNOWLEDGE_KEYWORD_WEIGHT = env_float("KNOWLEDGE_KEYWORD_WEIGHT", 0.2, minimum=0)
+KNOWLEDGE_KEYWORD_WEIGHT = env_float("KNOWLEDGE_KEYWORD_WEIGHT", 0.15, minimum=0)
 KNOWLEDGE_FETCH_TIMEOUT_SECONDS = env_float("KNOWLEDGE_FETCH_TIMEOUT_SECONDS", 15.0, minimum=0.1)
 KNOWLEDGE_FETCH_MAX_BYTES = env_int("KNOWLEDGE_FETCH_MAX_BYTES", 5_000_000, minimum=1024)
 KNOWLEDGE_SITEMAP_MAX_URLS = env_int("KNOWLEDGE_SITEMAP_MAX_URLS", 5000, minimum=1)

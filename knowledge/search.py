@@ -1,18 +1,18 @@
-"""Hybrid search: full-text over pre-tokenised chunks + pgvector cosine, merged by rank fusion."""
+"""Hybrid search: BM25 over pre-tokenised chunks + pgvector cosine, merged by score fusion."""
 
 from __future__ import annotations
 
 import hashlib
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import regex
 from django.conf import settings
-from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.contrib.postgres.search import SearchQuery
 from django.core.cache import cache
-from django.db.models import F
+from django.db import connection
+from django.db.models import Avg, Count, F, Func
 from django.utils import translation
 from pgvector.django import CosineDistance
 
@@ -66,7 +66,6 @@ def _snippet(text: str) -> str:
     return (cut[:space] if space > SNIPPET_CHARS // 2 else cut).rstrip() + "…"
 
 
-_LEXEME = re.compile(r"'((?:[^']|'')+)'")
 # A term in more than this share of the published chunks says nothing about which one answers
 # (the product's own name, in every article of its help centre).
 UBIQUITOUS_SHARE = 0.2
@@ -94,45 +93,75 @@ def _version() -> int:
     return int(cache.get_or_set(_VERSION_KEY, 1, None) or 1)
 
 
-def _published_chunks(version: int) -> int:
+@dataclass(frozen=True)
+class _TermStatistics:
+    """What BM25 needs to know of the published chunks: how many there are, their mean length
+    (distinct terms), and how many hold each of the question's terms (counted up to `bound`,
+    UBIQUITOUS_SHARE of them: beyond that a term's weight is nearly nil anyway)."""
+
+    total: int
+    average_length: float
+    frequencies: dict[str, int]
+    bound: int
+
+    def ubiquitous(self) -> set[str]:
+        if self.total < 20:
+            return set()  # too few chunks for a share to mean anything
+        return {term for term, n in self.frequencies.items() if n > self.bound}
+
+    def idf(self, term: str) -> float:
+        n = min(self.frequencies.get(term, 0), self.total)
+        return math.log(1.0 + (self.total - n + 0.5) / (n + 0.5))
+
+
+def _published_chunks(version: int) -> tuple[int, float]:
+    """(published chunks, their mean number of distinct terms), cached for a minute."""
     key = f"knowledge:published-chunks:{version}"
-    total = cache.get(key)
-    if total is None:
-        total = Chunk.objects.filter(article__status=Article.Status.PUBLISHED).count()
-        cache.set(key, total, 60)
-    return int(total)
+    known = cache.get(key)
+    if known is None:
+        row = Chunk.objects.filter(article__status=Article.Status.PUBLISHED).aggregate(
+            total=Count("id"), length=Avg(Func(F("search"), function="length"))
+        )
+        known = (int(row["total"] or 0), float(row["length"] or 0.0))
+        cache.set(key, known, 60)
+    return int(known[0]), float(known[1])
 
 
-def _ubiquitous_terms(terms: list[str]) -> set[str]:
-    """The TERMS found in more than UBIQUITOUS_SHARE of the published chunks.
+def _term_statistics(terms: list[str]) -> _TermStatistics:
+    """The published chunks' statistics for TERMS.
 
-    Each term's count stops at the share (an index scan bounded by it) and is cached for ten
-    minutes, or until the index changes: visitors ask about the same few product names all
-    day. The cached answers are read in one round trip.
+    Each term's count stops at the ubiquitous bound (an index scan bounded by it) and is cached
+    for ten minutes, or until the index changes: visitors ask about the same few product names
+    all day. The cached answers are read in one round trip.
     """
     version = _version()
-    total = _published_chunks(version)
-    if total < 20:
-        return set()  # too few chunks for a share to mean anything
-    bound = int(total * UBIQUITOUS_SHARE)
+    total, average_length = _published_chunks(version)
+    bound = max(int(total * UBIQUITOUS_SHARE), 1)
     keys = {
-        term: f"knowledge:term-common:{version}:" + hashlib.sha256(term.encode("utf-8")).hexdigest()
+        term: f"knowledge:term-chunks:{version}:" + hashlib.sha256(term.encode("utf-8")).hexdigest()
         for term in dict.fromkeys(terms)
     }
     known = cache.get_many(list(keys.values()))
-    found = set()
+    frequencies: dict[str, int] = {}
     for term, key in keys.items():
-        common = known.get(key)
-        if common is None:
+        n = known.get(key)
+        if n is None:
             query = SearchQuery(_tsquery([term]), config="simple", search_type="raw")
-            matches = Chunk.objects.filter(
-                article__status=Article.Status.PUBLISHED, search=query
-            ).values_list("id", flat=True)[: bound + 1]
-            common = len(matches) > bound
-            cache.set(key, common, _TERM_CACHE_SECONDS)
-        if common:
-            found.add(term)
-    return found
+            n = (
+                Chunk.objects.filter(article__status=Article.Status.PUBLISHED, search=query)
+                .values("id")[: bound + 1]
+                .count()
+            )
+            cache.set(key, n, _TERM_CACHE_SECONDS)
+        frequencies[term] = int(n)
+    return _TermStatistics(
+        total=total, average_length=average_length, frequencies=frequencies, bound=bound
+    )
+
+
+def _ubiquitous_terms(terms: list[str]) -> set[str]:
+    """The TERMS found in more than UBIQUITOUS_SHARE of the published chunks."""
+    return _term_statistics(terms).ubiquitous()
 
 
 _LATIN_WORD = regex.compile(r"[\p{Latin}\d][\p{Latin}\d'’.\-]*")
@@ -151,24 +180,89 @@ def _meaning(text: str, terms: set[str]) -> str:
     return kept if words(kept) else text
 
 
-def _keyword_ranking(terms: list[str], candidates: int) -> list[tuple[int, float]]:
-    """Chunks matching any of the terms, best first, each with its coverage: the share of the
-    query's distinct terms it contains."""
-    if not terms:
+# BM25's usual constants: term frequency saturation and length normalisation.
+BM25_K1 = 1.2
+BM25_B = 0.75
+# Chunks the question's rarest terms may bring in as keyword candidates (beside the semantic
+# candidates, which are all scored too): terms are taken rarest first while their chunks add up
+# to at most this, so a common word never makes the database rank thousands of matches.
+KEYWORD_POOL = 200
+
+_BM25_SQL = """
+WITH q(term, idf) AS (SELECT * FROM unnest(%(terms)s::text[], %(idfs)s::float8[])),
+cand(id) AS (
+    (SELECT c.id FROM {chunk} c JOIN {article} a ON a.id = c.article_id
+     WHERE a.status = %(published)s AND %(pool)s <> ''
+       AND c.search @@ to_tsquery('simple', %(pool)s)
+     LIMIT %(pool_size)s)
+    UNION
+    SELECT unnest(%(extra)s::bigint[])
+)
+SELECT c.id,
+       SUM(q.idf * (tf.n * (%(k1)s + 1))
+           / (tf.n + %(k1)s * (1 - %(b)s + %(b)s * length(c.search) / %(avg)s)))
+FROM cand
+JOIN {chunk} c ON c.id = cand.id
+CROSS JOIN LATERAL unnest(c.search) AS u
+JOIN q ON q.term = u.lexeme
+CROSS JOIN LATERAL (SELECT coalesce(array_length(u.positions, 1), 1)::float8 AS n) AS tf
+GROUP BY c.id
+ORDER BY 2 DESC, c.id
+LIMIT %(limit)s
+"""
+
+
+def _keyword_ranking(
+    terms: list[str],
+    candidates: int,
+    *,
+    statistics: _TermStatistics | None = None,
+    also: list[int] | tuple[int, ...] = (),
+) -> list[tuple[int, float]]:
+    """Chunks holding any of TERMS, best first, each with its BM25 score divided by the best's
+    (so 1.0 for the best keyword match, whatever the question).
+
+    Candidates are the chunks of the rarest terms (up to KEYWORD_POOL of them) and the chunks
+    ALSO names (the semantic candidates), all scored in one statement from their stored term
+    positions: term frequency, the chunk's length and each term's idf over the published
+    chunks. BM25 rather than a plain share of the question's words: on the dev set's
+    same-language questions a rare word that the question and one article share counts far more
+    than "how" or "can" (docs/benchmarks.md).
+    """
+    wanted = list(dict.fromkeys(terms))[:_MAX_QUERY_TERMS]
+    if not wanted:
         return []
-    query = SearchQuery(_tsquery(terms), config="simple", search_type="raw")
-    rows = (
-        Chunk.objects.filter(article__status=Article.Status.PUBLISHED, search=query)
-        .annotate(rank=SearchRank(F("search"), query))
-        .order_by("-rank", "id")
-        .values_list("id", "search")[:candidates]
-    )
-    wanted = set(list(dict.fromkeys(terms))[:_MAX_QUERY_TERMS])
-    ranking = []
-    for pk, vector in rows:
-        lexemes = {match.replace("''", "'") for match in _LEXEME.findall(str(vector))}
-        ranking.append((pk, len(wanted & lexemes) / len(wanted)))
-    return ranking
+    stats = statistics or _term_statistics(wanted)
+    present = [term for term in wanted if stats.frequencies.get(term, 0) > 0]
+    if not present:
+        return []
+    pool: list[str] = []
+    pooled = 0
+    for term in sorted(present, key=lambda t: (stats.frequencies[t], t)):
+        pooled += stats.frequencies[term]
+        if pooled > KEYWORD_POOL:
+            break
+        pool.append(term)
+    sql = _BM25_SQL.format(chunk=Chunk._meta.db_table, article=Article._meta.db_table)
+    params: dict[str, Any] = {
+        "terms": present,
+        "idfs": [stats.idf(term) for term in present],
+        "published": Article.Status.PUBLISHED.value,
+        "pool": _tsquery(pool) if pool else "",
+        "pool_size": KEYWORD_POOL,
+        "extra": list(also),
+        "k1": BM25_K1,
+        "b": BM25_B,
+        "avg": max(stats.average_length, 1.0),
+        "limit": candidates + len(also),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = [(int(pk), float(score)) for pk, score in cursor.fetchall()]
+    best = rows[0][1] if rows else 0.0
+    if best <= 0:
+        return []
+    return [(pk, score / best) for pk, score in rows if score > 0]
 
 
 def _vector_ranking(field: str, vector: list[float], candidates: int) -> list[tuple[int, float]]:
@@ -186,21 +280,22 @@ def _vector_ranking(field: str, vector: list[float], candidates: int) -> list[tu
 def _fused_scores(
     *, semantic: dict[int, float], keyword: list[tuple[int, float]], weight: float
 ) -> dict[int, float]:
-    """Chunk id -> fused score: its semantic similarity plus WEIGHT times its keyword coverage
-    (the share of the question's distinct terms it holds).
+    """Chunk id -> fused score: its semantic similarity plus WEIGHT times its keyword score
+    (BM25, 1.0 for the question's best keyword match).
 
     Scores, not ranks, are fused: reciprocal rank fusion gives the tenth keyword match as much
     weight as the tenth semantic one, and a product name left untranslated in a Chinese
     question matches nearly every article, so rank fusion cost a third of the cross-language
-    recall. Coverage is 1 only for a chunk holding every word of the question, and WEIGHT keeps
-    the keyword side a tie-breaker among chunks of similar meaning: on the dev set the fused
+    recall. WEIGHT keeps the keyword side a tie-breaker among chunks of similar meaning, which
+    a rare shared word decides: on the dev set the fused
     ranking beats each half on its own, both same-language and across languages
-    (docs/benchmarks.md). A keyword-only match starts from the lowest semantic similarity seen.
+    (docs/benchmarks.md). SEMANTIC holds every candidate's similarity, keyword-only ones
+    included; a chunk missing from it starts from the lowest seen.
     """
     scores = dict(semantic)
     floor = min(semantic.values(), default=0.0)
-    for pk, coverage in keyword:
-        scores[pk] = scores.get(pk, floor) + weight * coverage
+    for pk, keyword_score in keyword:
+        scores[pk] = scores.get(pk, floor) + weight * keyword_score
     return scores
 
 
@@ -250,9 +345,9 @@ def chunk_search(*, query: str, language: str | None, limit: int) -> list[Search
     terms = without_stopwords(tokenize(query, language=language), language=language)
     # The product's own name, left untranslated in the question, matches every article and
     # pulls the question's embedding towards all of them: neither side should see it.
-    common = _ubiquitous_terms(terms)
+    statistics = _term_statistics(terms)
+    common = statistics.ubiquitous()
     terms = [term for term in terms if term not in common]
-    keyword = _keyword_ranking(terms, candidates)
     meaning = _meaning(query, common)
     query_vector = _query_vector(query, meaning)
     semantic = dict(_vector_ranking("embedding", query_vector, candidates))
@@ -271,16 +366,22 @@ def chunk_search(*, query: str, language: str | None, limit: int) -> list[Search
     for ranking in rankings:
         for pk, sim in ranking:
             semantic[pk] = max(sim, semantic.get(pk, -1.0))
-    scores = _fused_scores(
-        semantic=semantic, keyword=keyword, weight=settings.KNOWLEDGE_KEYWORD_WEIGHT
-    )
-    if not scores:
+    keyword = _keyword_ranking(terms, candidates, statistics=statistics, also=sorted(semantic))
+    wanted = set(semantic) | {pk for pk, _score in keyword}
+    if not wanted:
         return []
     chunks = list(
-        Chunk.objects.filter(pk__in=list(scores))
+        Chunk.objects.filter(pk__in=list(wanted))
         .select_related("article")
         .defer("embedding", "title_embedding", "title_embedding_secondary", "search", "tokens")
         .annotate(distance=CosineDistance("embedding", query_vector))
+    )
+    # A chunk found by its words alone still has a meaning: its own similarity, computed by
+    # the fetch above, not a floor.
+    for chunk in chunks:
+        semantic.setdefault(chunk.pk, 1.0 - float(chunk.distance))
+    scores = _fused_scores(
+        semantic=semantic, keyword=keyword, weight=settings.KNOWLEDGE_KEYWORD_WEIGHT
     )
     by_article: dict[int, list[Any]] = {}
     for chunk in chunks:

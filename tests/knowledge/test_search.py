@@ -120,13 +120,38 @@ def test_keyword_side_finds_only_the_chunks_containing_the_terms() -> None:
 
     zip_archive = _keyword_ranking(tokenize("ZIP-Archiv", language="de"), 10)
     assert ids(zip_archive) == export_chunks
-    assert all(coverage == 1.0 for _pk, coverage in zip_archive)  # every term is in them
+    assert max(score for _pk, score in zip_archive) == 1.0  # scores are relative to the best
     assert ids(_keyword_ranking(tokenize("存储", language="zh-hans"), 10)) == set(
         Chunk.objects.filter(language="zh-hans").values_list("id", flat=True)
     )
-    half = _keyword_ranking(tokenize("ZIP-Archiv Quantencomputer", language="de"), 10)
-    assert ids(half) == export_chunks and all(0 < c < 1 for _pk, c in half)
+    # A term no chunk holds adds nothing, and alone finds nothing.
+    both = _keyword_ranking(tokenize("ZIP-Archiv Quantencomputer", language="de"), 10)
+    assert both == zip_archive
     assert _keyword_ranking(tokenize("Quantencomputer", language="de"), 10) == []
+
+
+def test_keyword_scores_weigh_rare_terms_over_common_ones() -> None:
+    from knowledge.models import Chunk
+    from knowledge.search import _keyword_ranking
+
+    lines = [
+        json.dumps({"id": f"a{i}", "lang": "en", "title": f"Topic {i}", "body": f"Acme {w}."})
+        for i, w in enumerate(["billing", "storage", "sharing", "teams", "trash", "sso"] * 4)
+    ]
+    lines.append(json.dumps({"id": "z", "lang": "en", "title": "Zebra", "body": "Zebra billing."}))
+    articles_import(lines=lines)
+    zebra = Chunk.objects.get(article__external_id="z").pk
+    billing = set(
+        Chunk.objects.filter(tokens__contains="billing")
+        .exclude(pk=zebra)
+        .values_list("id", flat=True)
+    )
+    ranking = _keyword_ranking(["billing", "zebra"], 10)
+    # "zebra" (1 chunk of 25) outweighs "billing" (5): the chunk with both is first, and the
+    # chunks with billing alone score about a third of it.
+    assert ranking[0] == (zebra, 1.0)
+    assert {pk for pk, _score in ranking[1:]} == billing
+    assert all(0.2 < score < 0.5 for _pk, score in ranking[1:])
 
 
 @pytest.mark.usefixtures("knowledge")
