@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
@@ -144,7 +145,7 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DATABASE_CONN_HEALTH_CHEC
 # of one dev-set question in twenty on a 6,300-chunk index; 100 finds as many as an exact scan
 # there (docs/benchmarks.md), for a few milliseconds more per vector ranking at 100k chunks.
 KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 100, minimum=1)
-_db_options = DATABASES["default"].setdefault("OPTIONS", {})
+_db_options: dict[str, Any] = DATABASES["default"].setdefault("OPTIONS", {})  # type: ignore[assignment]
 _db_options["options"] = (
     f"{_db_options.get('options', '')} -c hnsw.ef_search={KNOWLEDGE_HNSW_EF_SEARCH}".strip()
 )
