@@ -219,8 +219,8 @@ def _keyword_ranking(
     statistics: _TermStatistics | None = None,
     also: list[int] | tuple[int, ...] = (),
 ) -> list[tuple[int, float]]:
-    """Chunks holding any of TERMS, best first, each with its BM25 score divided by the best's
-    (so 1.0 for the best keyword match, whatever the question).
+    """Chunks holding any of TERMS, best first, each with its BM25 score divided by the sum of
+    the idf of the question's terms (about 1.0 for a chunk holding each of them once).
 
     Candidates are the chunks of the rarest terms (up to KEYWORD_POOL of them) and the chunks
     ALSO names (the semantic candidates), all scored in one statement from their stored term
@@ -259,10 +259,11 @@ def _keyword_ranking(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = [(int(pk), float(score)) for pk, score in cursor.fetchall()]
-    best = rows[0][1] if rows else 0.0
-    if best <= 0:
-        return []
-    return [(pk, score / best) for pk, score in rows if score > 0]
+    # Relative to what the whole question could score (each of its terms once, at the mean
+    # length): a chunk matching only a name in an otherwise untranslated question scores
+    # little, however rare the name, and words found in no chunk count against every match.
+    whole = sum(stats.idf(term) for term in wanted) or 1.0
+    return [(pk, score / whole) for pk, score in rows if score > 0]
 
 
 def _vector_ranking(field: str, vector: list[float], candidates: int) -> list[tuple[int, float]]:

@@ -120,13 +120,16 @@ def test_keyword_side_finds_only_the_chunks_containing_the_terms() -> None:
 
     zip_archive = _keyword_ranking(tokenize("ZIP-Archiv", language="de"), 10)
     assert ids(zip_archive) == export_chunks
-    assert max(score for _pk, score in zip_archive) == 1.0  # scores are relative to the best
+    # Scores are relative to the whole question's idf: each term held once scores about 1.
+    assert all(0.5 < score < 2 for _pk, score in zip_archive)
     assert ids(_keyword_ranking(tokenize("存储", language="zh-hans"), 10)) == set(
         Chunk.objects.filter(language="zh-hans").values_list("id", flat=True)
     )
-    # A term no chunk holds adds nothing, and alone finds nothing.
+    # A term no chunk holds finds nothing alone, and beside others lowers their matches' score
+    # (less of the question is matched).
     both = _keyword_ranking(tokenize("ZIP-Archiv Quantencomputer", language="de"), 10)
-    assert both == zip_archive
+    assert ids(both) == export_chunks
+    assert all(dict(both)[pk] < score / 2 for pk, score in zip_archive)
     assert _keyword_ranking(tokenize("Quantencomputer", language="de"), 10) == []
 
 
@@ -148,8 +151,8 @@ def test_keyword_scores_weigh_rare_terms_over_common_ones() -> None:
     )
     ranking = _keyword_ranking(["billing", "zebra"], 10)
     # "zebra" (1 chunk of 25) outweighs "billing" (5): the chunk with both is first, and the
-    # chunks with billing alone score about a third of it.
-    assert ranking[0] == (zebra, 1.0)
+    # chunks with billing alone score about a third of what the whole question could.
+    assert ranking[0][0] == zebra and ranking[0][1] > 0.9
     assert {pk for pk, _score in ranking[1:]} == billing
     assert all(0.2 < score < 0.5 for _pk, score in ranking[1:])
 
