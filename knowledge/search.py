@@ -115,7 +115,8 @@ class _TermStatistics:
 
 
 def _published_chunks(version: int) -> tuple[int, float]:
-    """(published chunks, their mean number of distinct terms), cached for a minute."""
+    """(published chunks, their mean number of distinct terms), cached like the term counts
+    (a new index version, after any change, starts afresh)."""
     key = f"knowledge:published-chunks:{version}"
     known = cache.get(key)
     if known is None:
@@ -123,16 +124,47 @@ def _published_chunks(version: int) -> tuple[int, float]:
             total=Count("id"), length=Avg(Func(F("search"), function="length"))
         )
         known = (int(row["total"] or 0), float(row["length"] or 0.0))
-        cache.set(key, known, 60)
+        cache.set(key, known, _TERM_CACHE_SECONDS)
     return int(known[0]), float(known[1])
+
+
+# From this many published chunks on, common terms' counts come from PostgreSQL's statistics
+# (below it, counting is cheaper than reading them).
+STATISTICS_FROM_CHUNKS = 1000
+
+
+def _common_term_shares(version: int) -> dict[str, float]:
+    """Lexeme -> share of chunks holding it, for the lexemes PostgreSQL's own statistics list as
+    the `search` column's most common (kept up to date by autovacuum's ANALYZE; empty before
+    the first). A common term's count then costs no scan: counting one in a fifth of 100k
+    chunks took up to 460 ms, once per term and ten minutes. Cached like the term counts."""
+    key = f"knowledge:common-terms:{version}"
+    shares = cache.get(key)
+    if shares is None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats"
+                " WHERE schemaname = current_schema() AND tablename = %s AND attname = 'search'",
+                [Chunk._meta.db_table],
+            )
+            row = cursor.fetchone()
+        shares = {}
+        if row and row[0] and row[1]:
+            # The frequencies end with three summary numbers (min, max, nulls).
+            lexemes, freqs = row[0], row[1][: len(row[0])]
+            shares = {str(t): float(f) for t, f in zip(lexemes, freqs, strict=True)}
+        cache.set(key, shares, _TERM_CACHE_SECONDS)
+    return dict(shares)
 
 
 def _term_statistics(terms: list[str]) -> _TermStatistics:
     """The published chunks' statistics for TERMS.
 
-    Each term's count stops at the ubiquitous bound (an index scan bounded by it) and is cached
-    for ten minutes, or until the index changes: visitors ask about the same few product names
-    all day. The cached answers are read in one round trip.
+    A term PostgreSQL's statistics list as common gets its share from them (at 1,000 chunks and
+    more); any other is counted, the count stopping at the ubiquitous bound (an index scan
+    bounded by it; such terms are rare, so it stops far sooner). Counts are cached for ten
+    minutes, or until the index changes: visitors ask about the same few product names all day.
+    The cached answers are read in one round trip.
     """
     version = _version()
     total, average_length = _published_chunks(version)
@@ -143,8 +175,15 @@ def _term_statistics(terms: list[str]) -> _TermStatistics:
     }
     known = cache.get_many(list(keys.values()))
     frequencies: dict[str, int] = {}
+    shares: dict[str, float] | None = None
     for term, key in keys.items():
         n = known.get(key)
+        if n is None and total >= STATISTICS_FROM_CHUNKS:
+            if shares is None:
+                shares = _common_term_shares(version)
+            if term in shares:
+                n = min(round(shares[term] * total), bound + 1)
+                cache.set(key, n, _TERM_CACHE_SECONDS)
         if n is None:
             query = SearchQuery(_tsquery([term]), config="simple", search_type="raw")
             n = (

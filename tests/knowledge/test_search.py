@@ -257,6 +257,33 @@ def test_a_term_in_most_chunks_is_ubiquitous() -> None:
     assert _ubiquitous_terms(["acme", "billing", "quantum"]) == {"acme"}
 
 
+def test_common_terms_are_counted_from_postgresqls_statistics(monkeypatch) -> None:
+    from django.db import connection
+
+    from knowledge import search
+
+    articles_import(
+        lines=[
+            json.dumps({"id": f"a{i}", "lang": "en", "title": f"Topic {i}", "body": f"Acme {w}."})
+            for i, w in enumerate(["billing", "storage", "sharing", "teams", "trash", "sso"] * 4)
+        ]
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE knowledge_chunk")
+    search.index_changed()
+    assert search._common_term_shares(search._version())["acme"] == 1.0
+    monkeypatch.setattr(search, "STATISTICS_FROM_CHUNKS", 1)
+    counted = []
+    real_filter = search.Chunk.objects.filter
+    monkeypatch.setattr(
+        search.Chunk.objects, "filter", lambda *a, **k: counted.append(k) or real_filter(*a, **k)
+    )
+    statistics = search._term_statistics(["acme"])
+    assert statistics.frequencies["acme"] == statistics.bound + 1  # every chunk: ubiquitous
+    assert statistics.ubiquitous() == {"acme"}
+    assert not [k for k in counted if "search" in k]  # read from the statistics, not counted
+
+
 @pytest.mark.usefixtures("knowledge")
 def test_a_short_question_far_nearer_one_article_than_any_other_is_answered_by_it() -> None:
     hits = chunk_search(query="我可以退款嗎？", language="zh-hant", limit=3)
