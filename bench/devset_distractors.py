@@ -129,11 +129,12 @@ def main() -> int:
         for row in distractors:
             by_lang[row["lang"]] = by_lang.get(row["lang"], 0) + 1
         print(f"distractors: {len(distractors)} {dict(sorted(by_lang.items()))}", flush=True)
-        english = [
-            {"id": a["article_key"], "lang": "en", "title": a["title"], "body": a["body"]}
-            for a in map(json.loads, open(DEVSET / "articles.jsonl", encoding="utf-8"))
-            if a["lang"] == "en"
-        ]
+        with open(DEVSET / "articles.jsonl", encoding="utf-8") as articles:
+            english = [
+                {"id": a["article_key"], "lang": "en", "title": a["title"], "body": a["body"]}
+                for a in map(json.loads, articles)
+                if a["lang"] == "en"
+            ]
         with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
             for row in english + distractors:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
