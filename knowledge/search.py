@@ -34,12 +34,12 @@ class SearchHit:
 
     article_id: the external id given at import (or the page URL for fetched sources), else
     the article's primary key, as a string. language: the language of the matched chunk.
-    score: the reciprocal-rank-fusion score (higher is better; comparable within one query
-    only). similarity: cosine similarity of the query and the article (the better of its chunk's
-    and its title's embedding). relevant: whether the similarity reaches
-    KNOWLEDGE_RELEVANT_SIMILARITY, the threshold measured to separate articles that answer a
-    question from those that do not (docs/benchmarks.md); only relevant hits reach the model,
-    the citations and the fallback.
+    score: the fused score, similarity plus the weighted BM25 score (higher is better;
+    comparable within one query only). similarity: cosine similarity of the query and the
+    article (the better of its chunk's and its title's embedding). relevant: whether the
+    similarity reaches KNOWLEDGE_RELEVANT_SIMILARITY, the threshold measured to separate
+    articles that answer a question from those that do not (docs/benchmarks.md); only relevant
+    hits reach the model, the citations and the fallback.
     """
 
     article_id: str
