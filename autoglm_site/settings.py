@@ -144,11 +144,14 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DATABASE_CONN_HEALTH_CHEC
 # pgvector's HNSW search breadth for every connection: its default (40) missed the right chunk
 # of one dev-set question in twenty on a 6,300-chunk index; 100 finds as many as an exact scan
 # there (docs/benchmarks.md), for a few milliseconds more per vector ranking at 100k chunks.
-KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 100, minimum=1)
-_db_options: dict[str, Any] = DATABASES["default"].setdefault("OPTIONS", {})  # type: ignore[assignment]
-_db_options["options"] = (
-    f"{_db_options.get('options', '')} -c hnsw.ef_search={KNOWLEDGE_HNSW_EF_SEARCH}".strip()
-)
+# 0 sends nothing (a connection pooler such as PgBouncer may refuse startup options: set it
+# on the database instead, ALTER DATABASE ... SET hnsw.ef_search = 100).
+KNOWLEDGE_HNSW_EF_SEARCH = env_int("KNOWLEDGE_HNSW_EF_SEARCH", 100, minimum=0)
+if KNOWLEDGE_HNSW_EF_SEARCH:
+    _db_options: dict[str, Any] = DATABASES["default"].setdefault("OPTIONS", {})  # type: ignore[assignment]
+    _db_options["options"] = (
+        f"{_db_options.get('options', '')} -c hnsw.ef_search={KNOWLEDGE_HNSW_EF_SEARCH}".strip()
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache, Celery broker ---------------------------------------------

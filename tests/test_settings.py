@@ -112,3 +112,32 @@ def test_deploy_check_is_clean_with_production_defaults() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("", "-c hnsw.ef_search=100"), ("250", "-c hnsw.ef_search=250"), ("0", None)],
+)
+def test_hnsw_search_breadth_is_a_connection_option_unless_zero(value, expected) -> None:
+    env = {**GOOD_PRODUCTION, "DATABASE_URL": GOOD_PRODUCTION["DATABASE_URL"] + "?sslmode=require"}
+    if value:
+        env["KNOWLEDGE_HNSW_EF_SEARCH"] = value
+    code = (
+        "import django, json; from django.conf import settings; django.setup(); "
+        "print(json.dumps(settings.DATABASES['default'].get('OPTIONS', {})))"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SECRET_KEY"}}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "autoglm_site.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    import json
+
+    options = json.loads(done.stdout.strip().splitlines()[-1])
+    assert options.get("sslmode") == "require"  # the URL's own options are kept
+    assert options.get("options") == expected
