@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -136,8 +137,6 @@ def test_hnsw_search_breadth_is_a_connection_option_unless_zero(value, expected)
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    import json
-
     options = json.loads(done.stdout.strip().splitlines()[-1])
     assert options.get("sslmode") == "require"  # the URL's own options are kept
     assert options.get("options") == expected
