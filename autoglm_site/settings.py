@@ -516,6 +516,9 @@ KNOWLEDGE_RELEVANT_SIMILARITY_SECONDARY = env_float(
 )
 # The keyword side's weight in the score fusion (0 = vectors only).
 KNOWLEDGE_KEYWORD_WEIGHT = env_float("KNOWLEDGE_KEYWORD_WEIGHT", 0.2, minimum=0)
+# Product names declared by the company (the glossary's "do not translate" terms): a dotted
+# path to a function returning each name's words; "" declares none.
+KNOWLEDGE_DECLARED_NAMES = env_str("KNOWLEDGE_DECLARED_NAMES", "chat.glossary.declared_names")
 KNOWLEDGE_FETCH_TIMEOUT_SECONDS = env_float("KNOWLEDGE_FETCH_TIMEOUT_SECONDS", 15.0, minimum=0.1)
 KNOWLEDGE_FETCH_MAX_BYTES = env_int("KNOWLEDGE_FETCH_MAX_BYTES", 5_000_000, minimum=1024)
 KNOWLEDGE_SITEMAP_MAX_URLS = env_int("KNOWLEDGE_SITEMAP_MAX_URLS", 5000, minimum=1)

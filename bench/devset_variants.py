@@ -11,6 +11,8 @@ score.py chooses them):
   write it ("F-Droid" or "GNOME" before the question, unless it already names it): every
   article of that product contains the name, so a keyword side that weighs it would drown the
   meaning. The variant must not score below plain.
+--declared-names first declares the two names in the glossary (do not translate), as an admin
+would; search then keeps them out of the question (KNOWLEDGE_DECLARED_NAMES).
 Prints recall@1/@5 and MRR@10 per variant and language (scored on article_key).
 """
 
@@ -94,6 +96,30 @@ def _score(args: argparse.Namespace, chosen: list[dict], texts: list[str]) -> di
     return stats
 
 
+def _declare_names(args: argparse.Namespace) -> None:
+    names = sorted(PRODUCT_NAME.values())
+    code = (
+        "from chat.models import GlossaryTerm\n"
+        f"names = {names!r}\n"
+        "GlossaryTerm.objects.filter(language='', term__in=names).delete()\n"
+        + (
+            "for name in names:\n"
+            "    GlossaryTerm.objects.create(language='', term=name, do_not_translate=True)\n"
+            if args.declared_names
+            else ""
+        )
+    )
+    env = dict(os.environ, AUTOGLM_EMBEDDED_DB_NAME=args.db_name)
+    subprocess.run(
+        [args.python, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    print(f"declared names: {', '.join(names) if args.declared_names else 'none'}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devset", type=Path, default=ROOT.parent / "shared" / "eval" / "devset")
@@ -102,7 +128,14 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--db-name", default="autoglm_devset", help="score.py's database")
     ap.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"))
+    ap.add_argument(
+        "--declared-names",
+        action="store_true",
+        help="declare F-Droid and GNOME as the glossary's do-not-translate terms first (as an "
+        "admin would); without it they are removed, so each run says which it measured",
+    )
     args = ap.parse_args()
+    _declare_names(args)
     chosen = _chosen(args.devset, args.langs, args.per_lang, args.seed)
     variants = {
         "plain": [q["query"] for q in chosen],

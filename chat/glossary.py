@@ -46,3 +46,22 @@ def glossary_prompt(*, language: str) -> str:
         return ""
     header = "Company glossary: in your reply, use these terms exactly as given."
     return "\n".join([header, *lines])
+
+
+@admin_tables_memo(GlossaryTerm)
+def declared_names() -> tuple[tuple[str, ...], ...]:
+    """The glossary's "do not translate" terms (product and brand names, in any language) as
+    search terms: each term's words, tokenised as the knowledge base tokenises Latin text.
+
+    Search keeps a declared name out of a question's meaning and keyword side when the
+    question holds all of its words (KNOWLEDGE_DECLARED_NAMES points here): a name says which
+    product the visitor means, not which of its articles answers.
+    """
+    from knowledge.text import tokenize
+
+    names = set()
+    for term in GlossaryTerm.objects.filter(do_not_translate=True).values_list("term", flat=True):
+        words = tuple(dict.fromkeys(tokenize(term, language="en")))
+        if words:
+            names.add(words)
+    return tuple(sorted(names))

@@ -14,6 +14,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.db.models import Avg, Count, F, Func
 from django.utils import translation
+from django.utils.module_loading import import_string
 from pgvector.django import CosineDistance
 
 from autoglm_site.languages import script_counts
@@ -347,6 +348,20 @@ def _on_primary_scale(similarity: float) -> float:
     )
 
 
+def _declared_names_in(terms: list[str]) -> set[str]:
+    """The words of the declared product names (KNOWLEDGE_DECLARED_NAMES: a dotted path to a
+    function returning each name's words) whose every word is among TERMS."""
+    path = settings.KNOWLEDGE_DECLARED_NAMES
+    if not path:
+        return set()
+    present = set(terms)
+    found: set[str] = set()
+    for name in import_string(path)():
+        if name and all(word in present for word in name):
+            found.update(name)
+    return found
+
+
 def _query_vector(query: str, meaning: str) -> list[float]:
     """The question's embedding: of MEANING (the question without its product names), averaged
     with the whole question's when the two differ, so a Latin word that carries meaning in a
@@ -386,7 +401,7 @@ def chunk_search(*, query: str, language: str | None, limit: int) -> list[Search
     # The product's own name, left untranslated in the question, matches every article and
     # pulls the question's embedding towards all of them: neither side should see it.
     statistics = _term_statistics(terms)
-    common = statistics.ubiquitous()
+    common = statistics.ubiquitous() | _declared_names_in(terms)
     terms = [term for term in terms if term not in common]
     meaning = _meaning(query, common)
     query_vector = _query_vector(query, meaning)

@@ -296,3 +296,26 @@ def test_an_article_missing_the_visitors_language_is_shown_in_the_fallback_langu
     # "storage" exists in English and Chinese; a French visitor reads the English version.
     hits = chunk_search(query="Quelle est la limite de stockage ?", language="fr", limit=1)
     assert hits[0].article_id == "storage" and hits[0].language == "en"
+
+
+def test_declared_product_names_are_kept_out_of_the_question(monkeypatch, settings) -> None:
+    from chat.models import GlossaryTerm
+    from knowledge import search
+
+    assert search._declared_names_in(["acme", "cloud", "billing"]) == set()
+    GlossaryTerm.objects.create(term="Acme Cloud", do_not_translate=True)
+    GlossaryTerm.objects.create(term="Billing", language="en", translation="Invoicing")
+    # A name counts when the question holds all of its words; a preferred translation is no name.
+    assert search._declared_names_in(["acme", "cloud", "billing"]) == {"acme", "cloud"}
+    assert search._declared_names_in(["cloud", "billing"]) == set()
+
+    seen: list[set[str]] = []
+    real_meaning = search._meaning
+    monkeypatch.setattr(
+        search, "_meaning", lambda text, terms: seen.append(terms) or real_meaning(text, terms)
+    )
+    search.chunk_search(query="Acme Cloud billing", language="en", limit=3)
+    assert seen[-1] == {"acme", "cloud"}  # neither the embedding nor the keyword side sees them
+
+    settings.KNOWLEDGE_DECLARED_NAMES = ""
+    assert search._declared_names_in(["acme", "cloud", "billing"]) == set()
