@@ -18,7 +18,14 @@ GOOD_PRODUCTION = {
 }
 
 
-def _load(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+_SUMMARY = (
+    "{'debug': settings.DEBUG, 'db': settings.DATABASES['default']['HOST'],"
+    " 'layer': settings.CHANNEL_LAYERS['default']['BACKEND'], 'embedded': settings.EMBEDDED}"
+)
+
+
+def _load(env: dict[str, str], shown: str = _SUMMARY) -> subprocess.CompletedProcess[str]:
+    """Settings loaded in a fresh interpreter with ENV (and none of ours); prints SHOWN as JSON."""
     clean = {
         k: v
         for k, v in os.environ.items()
@@ -26,8 +33,7 @@ def _load(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     }
     code = (
         "import django, json; from django.conf import settings; django.setup(); "
-        "print(json.dumps({'debug': settings.DEBUG, 'db': settings.DATABASES['default']['HOST'],"
-        " 'layer': settings.CHANNEL_LAYERS['default']['BACKEND'], 'embedded': settings.EMBEDDED}))"
+        f"print(json.dumps({shown}))"
     )
     return subprocess.run(
         [sys.executable, "-c", code],
@@ -123,19 +129,7 @@ def test_hnsw_search_breadth_is_a_connection_option_unless_zero(value, expected)
     env = {**GOOD_PRODUCTION, "DATABASE_URL": GOOD_PRODUCTION["DATABASE_URL"] + "?sslmode=require"}
     if value:
         env["KNOWLEDGE_HNSW_EF_SEARCH"] = value
-    code = (
-        "import django, json; from django.conf import settings; django.setup(); "
-        "print(json.dumps(settings.DATABASES['default'].get('OPTIONS', {})))"
-    )
-    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SECRET_KEY"}}
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**clean, "DJANGO_SETTINGS_MODULE": "autoglm_site.settings", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _load(env, "settings.DATABASES['default'].get('OPTIONS', {})")
     assert done.returncode == 0, done.stderr
     options = json.loads(done.stdout.strip().splitlines()[-1])
     assert options.get("sslmode") == "require"  # the URL's own options are kept
