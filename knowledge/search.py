@@ -155,7 +155,7 @@ def _common_term_shares(version: int) -> dict[str, float]:
             lexemes, freqs = row[0], row[1][: len(row[0])]
             shares = {str(t): float(f) for t, f in zip(lexemes, freqs, strict=True)}
         cache.set(key, shares, _TERM_CACHE_SECONDS)
-    return dict(shares)
+    return shares
 
 
 def _term_statistics(terms: list[str]) -> _TermStatistics:
@@ -197,11 +197,6 @@ def _term_statistics(terms: list[str]) -> _TermStatistics:
     return _TermStatistics(
         total=total, average_length=average_length, frequencies=frequencies, bound=bound
     )
-
-
-def _ubiquitous_terms(terms: list[str]) -> set[str]:
-    """The TERMS found in more than UBIQUITOUS_SHARE of the published chunks."""
-    return _term_statistics(terms).ubiquitous()
 
 
 _LATIN_WORD = regex.compile(r"[\p{Latin}\d][\p{Latin}\d'’.\-]*")
@@ -322,7 +317,8 @@ def _fused_scores(
     *, semantic: dict[int, float], keyword: list[tuple[int, float]], weight: float
 ) -> dict[int, float]:
     """Chunk id -> fused score: its semantic similarity plus WEIGHT times its keyword score
-    (BM25, 1.0 for the question's best keyword match).
+    (BM25 relative to the whole question's idf: about 1.0 for a chunk holding each of its
+    terms once).
 
     Scores, not ranks, are fused: reciprocal rank fusion gives the tenth keyword match as much
     weight as the tenth semantic one, and a product name left untranslated in a Chinese

@@ -246,7 +246,7 @@ def test_the_embedders_see_a_question_without_its_untranslated_product_names() -
 
 
 def test_a_term_in_most_chunks_is_ubiquitous() -> None:
-    from knowledge.search import _ubiquitous_terms
+    from knowledge.search import _term_statistics
 
     articles_import(
         lines=[
@@ -254,7 +254,7 @@ def test_a_term_in_most_chunks_is_ubiquitous() -> None:
             for i, w in enumerate(["billing", "storage", "sharing", "teams", "trash", "sso"] * 4)
         ]
     )
-    assert _ubiquitous_terms(["acme", "billing", "quantum"]) == {"acme"}
+    assert _term_statistics(["acme", "billing", "quantum"]).ubiquitous() == {"acme"}
 
 
 def test_common_terms_are_counted_from_postgresqls_statistics(monkeypatch) -> None:
