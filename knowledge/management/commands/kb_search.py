@@ -17,6 +17,7 @@ def _record(hit: SearchHit) -> dict[str, Any]:
         "lang": hit.language,
         "score": hit.score,
         "similarity": hit.similarity,
+        "relevant": hit.relevant,
         "title": hit.title,
         "url": hit.url,
         "snippet": hit.snippet,
