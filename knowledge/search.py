@@ -15,13 +15,13 @@ from django.db import connection
 from django.db.models import Avg, Count, F, Func
 from django.utils import translation
 from django.utils.module_loading import import_string
-from pgvector.django import CosineDistance
 
 from autoglm_site.languages import script_counts
 from autoglm_site.metrics import KNOWLEDGE_SEARCH_SECONDS, timed
 from knowledge import embeddings
 from knowledge.models import Article, Chunk
 from knowledge.text import detect_language, normalize_language, tokenize
+from knowledge.text.chinese import simplified
 from knowledge.text.generic import WORD, fold, words
 from knowledge.text.stopwords import without_stopwords
 
@@ -295,16 +295,40 @@ def _keyword_ranking(
     return [(pk, score / whole) for pk, score in rows if score > 0]
 
 
-def _vector_ranking(field: str, vector: list[float], candidates: int) -> list[tuple[int, float]]:
-    """(chunk id, cosine similarity) of the CANDIDATES chunks nearest VECTOR by FIELD."""
-    rows = (
-        Chunk.objects.filter(article__status=Article.Status.PUBLISHED)
-        .filter(**{f"{field}__isnull": False})
-        .annotate(distance=CosineDistance(field, vector))
-        .order_by("distance")
-        .values_list("id", "distance")[:candidates]
+_NEAREST_SQL = """
+(SELECT {branch}, c.id, c.{field} <=> %s::vector AS distance
+ FROM {chunk} c JOIN {article} a ON a.id = c.article_id
+ WHERE a.status = %s AND c.{field} IS NOT NULL ORDER BY distance LIMIT %s)
+"""
+
+
+def _vector_text(vector: list[float]) -> str:
+    """VECTOR in pgvector's text form, built once per search rather than once per statement."""
+    return "[" + ",".join(map(repr, map(float, vector))) + "]"
+
+
+def _vector_rankings(
+    vector: str, fields: tuple[str, ...], candidates: int
+) -> list[list[tuple[int, float]]]:
+    """For each of FIELDS (vector columns of VECTOR's dimension; VECTOR in pgvector's text
+    form), (chunk id, cosine similarity) of the CANDIDATES published chunks nearest it, nearest
+    first. One statement for all: each branch is ordered by its own HNSW index."""
+    sql = " UNION ALL ".join(
+        _NEAREST_SQL.strip().format(
+            branch=branch, field=field, chunk=Chunk._meta.db_table, article=Article._meta.db_table
+        )
+        for branch, field in enumerate(fields)
     )
-    return [(pk, 1.0 - float(distance)) for pk, distance in rows]
+    params: list[Any] = []
+    for _field in fields:
+        params += [vector, Article.Status.PUBLISHED.value, candidates]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    rankings: list[list[tuple[int, float]]] = [[] for _field in fields]
+    for branch, pk, distance in sorted(rows, key=lambda row: (row[0], row[2], row[1])):
+        rankings[branch].append((int(pk), 1.0 - float(distance)))
+    return rankings
 
 
 def _fused_scores(
@@ -387,16 +411,45 @@ def relevance_marks(similarities: list[float], *, leading: bool = True) -> list[
     return [similarity >= bar for similarity in similarities]
 
 
-def _query_vector(query: str, meaning: str) -> list[float]:
+def _query_vector(query: str, meaning: str, language: str) -> list[float]:
     """The question's embedding: of MEANING (the question without its product names), averaged
     with the whole question's when the two differ, so a Latin word that carries meaning in a
-    Chinese question ("API", "Wi-Fi") still counts for half."""
+    Chinese question ("API", "Wi-Fi") still counts for half. A Traditional Chinese question is
+    embedded in Simplified characters, which the primary embedder knows far better."""
+    if language == "zh-hant":
+        query, meaning = simplified(query), simplified(meaning)
     if meaning == query:
         return embeddings.embed_query(query)
     vector, whole = embeddings.embed_queries([meaning, query])
     mean = [a + b for a, b in zip(vector, whole, strict=True)]
     norm = math.sqrt(sum(x * x for x in mean)) or 1.0
     return [x / norm for x in mean]
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    """What ranking and the hit need of one chunk (no model instance: a search fetches dozens)."""
+
+    pk: int
+    article_id: int
+    language: str
+    text: str
+    distance: float  # cosine distance of its own text's embedding to the question's
+
+
+_FETCH_SQL = """
+SELECT id, article_id, language, text, embedding <=> %s::vector FROM {chunk} WHERE id = ANY(%s)
+ORDER BY article_id, language, position
+"""
+
+
+def _chunks_fetched(ids: list[int], vector: str) -> list[_Fetched]:
+    with connection.cursor() as cursor:
+        cursor.execute(_FETCH_SQL.format(chunk=Chunk._meta.db_table), [vector, ids])
+        return [
+            _Fetched(pk=int(pk), article_id=int(a), language=lang, text=text, distance=float(d))
+            for pk, a, lang, text, d in cursor.fetchall()
+        ]
 
 
 @timed(KNOWLEDGE_SEARCH_SECONDS)
@@ -429,16 +482,19 @@ def chunk_search(*, query: str, language: str | None, limit: int) -> list[Search
     common = statistics.ubiquitous() | _declared_names_in(terms)
     terms = [term for term in terms if term not in common]
     meaning = _meaning(query, common)
-    query_vector = _query_vector(query, meaning)
-    semantic = dict(_vector_ranking("embedding", query_vector, candidates))
-    rankings = [_vector_ranking("title_embedding", query_vector, candidates)]
+    query_vector = _vector_text(_query_vector(query, meaning, language))
+    by_chunk, by_title = _vector_rankings(
+        query_vector, ("embedding", "title_embedding"), candidates
+    )
+    semantic = dict(by_chunk)
+    rankings = [by_title]
     # Whose similarity decides relevance: the primary's, or for a language it does not know
     # (its scores are noise there), the secondary's title matches alone.
     trusted: dict[int, float] | None = None
     if not embeddings.covers(language):
-        secondary = _vector_ranking(
-            "title_embedding_secondary",
-            embeddings.embed_query_secondary(meaning),
+        (secondary,) = _vector_rankings(
+            _vector_text(embeddings.embed_query_secondary(meaning)),
+            ("title_embedding_secondary",),
             candidates,
         )
         rankings.append([(pk, _on_primary_scale(sim)) for pk, sim in secondary])
@@ -450,16 +506,11 @@ def chunk_search(*, query: str, language: str | None, limit: int) -> list[Search
     wanted = set(semantic) | {pk for pk, _score in keyword}
     if not wanted:
         return []
-    chunks = list(
-        Chunk.objects.filter(pk__in=list(wanted))
-        .select_related("article")
-        .defer("embedding", "title_embedding", "title_embedding_secondary", "search", "tokens")
-        .annotate(distance=CosineDistance("embedding", query_vector))
-    )
+    chunks = _chunks_fetched(sorted(wanted), query_vector)
     # A chunk found by its words alone still has a meaning: its own similarity, computed by
     # the fetch above, not a floor.
     for chunk in chunks:
-        semantic.setdefault(chunk.pk, 1.0 - float(chunk.distance))
+        semantic.setdefault(chunk.pk, 1.0 - chunk.distance)
     scores = _fused_scores(
         semantic=semantic, keyword=keyword, weight=settings.KNOWLEDGE_KEYWORD_WEIGHT
     )
@@ -470,7 +521,7 @@ def chunk_search(*, query: str, language: str | None, limit: int) -> list[Search
     for article_chunks in by_article.values():
         score = max(scores[c.pk] for c in article_chunks)
         if trusted is None:
-            similarity = max(semantic.get(c.pk, 1.0 - float(c.distance)) for c in article_chunks)
+            similarity = max(semantic.get(c.pk, 1.0 - c.distance) for c in article_chunks)
         else:
             similarity = max(trusted.get(c.pk, 0.0) for c in article_chunks)
         # Shown: the chunk whose own text is nearest the question, in the visitor's language
@@ -490,14 +541,17 @@ def chunk_search(*, query: str, language: str | None, limit: int) -> list[Search
     marks = relevance_marks(
         [similarity for _score, similarity, _chunk in found], leading=trusted is None
     )
+    shown_hits = found[:limit]
+    articles = Article.objects.in_bulk({chunk.article_id for _s, _sim, chunk in shown_hits})
     hits = []
-    for (score, similarity, chunk), relevant in zip(found[:limit], marks, strict=False):
+    for (score, similarity, chunk), relevant in zip(shown_hits, marks, strict=False):
+        article = articles[chunk.article_id]
         with translation.override(chunk.language):
-            title = chunk.article.title or ""
-            url = chunk.article.url or ""
+            title = article.title or ""
+            url = article.url or ""
         hits.append(
             SearchHit(
-                article_id=chunk.article.public_id,
+                article_id=article.public_id,
                 title=title,
                 url=url,
                 snippet=_snippet(chunk.text),

@@ -1,4 +1,5 @@
-"""Chinese word segmentation with jieba; its dictionary is loaded once per process."""
+"""Chinese word segmentation with jieba (its dictionary is loaded once per process), and
+Traditional characters written as Simplified for the embedder."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 import threading
 
 import jieba
+from opencc import OpenCC
 
 from knowledge.text.generic import fold, words
 
@@ -38,3 +40,22 @@ def tokenize(text: str) -> list[str]:
         else:
             tokens.extend(words(piece))
     return tokens
+
+
+_converter: OpenCC | None = None
+
+
+def simplified(text: str) -> str:
+    """TEXT (Traditional Chinese) in Simplified characters, as OpenCC's t2s table converts it.
+
+    The primary embedder (USE m3) places a Traditional question far from the article that
+    answers it: on the dev set the right article's similarity rose from 0.61 to 0.75 (median
+    of 15 questions) once the question was converted, as much as a Simplified question gets.
+    Only for text known to be Traditional Chinese: a Japanese text shares many of the
+    characters that the table would change."""
+    global _converter
+    if _converter is None:
+        with _lock:
+            if _converter is None:
+                _converter = OpenCC("t2s")
+    return str(_converter.convert(text))

@@ -11,6 +11,7 @@ from django.test import override_settings
 from knowledge.models import Article
 from knowledge.search import SearchHit, chunk_search, relevance_marks
 from knowledge.services import articles_import
+from knowledge.text import chinese
 
 pytestmark = pytest.mark.django_db
 
@@ -290,6 +291,16 @@ def test_a_short_question_far_nearer_one_article_than_any_other_is_answered_by_i
     hits = chunk_search(query="我可以退款嗎？", language="zh-hant", limit=3)
     assert hits[0].article_id == "refunds" and hits[0].relevant
     assert not any(h.relevant for h in hits[1:])
+
+
+@pytest.mark.usefixtures("knowledge")
+def test_a_traditional_chinese_question_is_embedded_in_simplified_characters() -> None:
+    traditional = chunk_search(query="我可以退款嗎？", language="zh-hant", limit=1)
+    simplified = chunk_search(query="我可以退款吗？", language="zh-hans", limit=1)
+    assert traditional[0].article_id == simplified[0].article_id == "refunds"
+    assert traditional[0].similarity == simplified[0].similarity
+    # OpenCC's t2s table: characters converted, words left as they are.
+    assert chinese.simplified("構建簽名伺服器") == "构建签名伺服器"
 
 
 @pytest.mark.usefixtures("knowledge")
