@@ -38,10 +38,10 @@ from chat.llm.base import (
     Sampling,
     Usage,
 )
-from chat.llm.extractive import ExtractiveBackend
+from chat.llm.extractive import ExtractiveBackend, extractive_answer
 from chat.models import Conversation, DecodingPreset, Message
 from chat.prompts import MAX_STOPS, PROMPT_MARKERS, KnowledgeSnippet, prompt_build, turn_note
-from chat.reply_text import ReplyFilter
+from chat.reply_text import ReplyFilter, echoes_question
 from moderation.services import reply_hits_record, safe_reply
 from moderation.streaming import ReplyModerator, reply_moderation
 from privacy.masking import PiiMasker, PlaceholderRestorer
@@ -396,10 +396,23 @@ class ReplyRunner:
                 tail = shown.flush()
                 tail = restored.feed(tail) + restored.flush() if restored else tail
                 pending += moderated.feed(tail) + moderated.flush() if moderated else tail
+            replacement = ""
             if moderated is not None and moderated.blocked:
-                # The reply is replaced, what was shown of it too: stored and sent whole.
-                pending, text = "", safe_reply(language=request.reply_language or request.language)
+                replacement = safe_reply(language=request.reply_language or request.language)
                 finish_reason = "content_filter"
+            elif status == Message.Status.COMPLETE and echoes_question(
+                text + pending, request.query
+            ):
+                # A small model sometimes only repeats a one-line question: the answer is built
+                # from the excerpts instead (or says honestly that there is none).
+                replacement = extractive_answer(
+                    language=request.reply_language or request.language,
+                    knowledge=[dict(item) for item in request.knowledge],
+                )
+                finish_reason = "echo"
+            if replacement:
+                # The reply is replaced, what was shown of it too: stored and sent whole.
+                pending, text = "", replacement
                 await live.clear(reply.pk)
                 await live.append(reply.pk, text)
                 await layer.group_send(group, events.rewrite_event(message_id=reply.pk, text=text))

@@ -63,3 +63,20 @@ class ReplyFilter:
     def flush(self) -> str:
         held, self._held = self._held, ""
         return _to_traditional(held) if held and self._traditional else held
+
+
+def _letters(text: str) -> str:
+    return "".join(ch for ch in text.casefold() if ch.isalnum())
+
+
+def echoes_question(reply: str, question: str) -> bool:
+    """Whether REPLY only repeats QUESTION (once or more, or a part of it), punctuation and
+    spacing aside: what the packaged 1.5B model sometimes writes for a one-line question
+    ("部署網站  部署網站  部署網站")."""
+    said, asked = _letters(reply), _letters(question)
+    if not said or len(asked) < 2:
+        return False
+    if said in asked:  # a cut-off repetition, not a one-word answer inside the question
+        return 2 * len(said) >= len(asked)
+    times, rest = divmod(len(said), len(asked))
+    return said == asked * times + asked[:rest]

@@ -7,7 +7,7 @@ import logging
 import threading
 
 import jieba
-from opencc import OpenCC
+import opencc
 
 from knowledge.text.generic import fold, words
 
@@ -42,7 +42,7 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
-_converter: OpenCC | None = None
+_converter: opencc.OpenCC | None = None
 
 
 def simplified(text: str) -> str:
@@ -54,8 +54,7 @@ def simplified(text: str) -> str:
     Only for text known to be Traditional Chinese: a Japanese text shares many of the
     characters that the table would change."""
     global _converter
-    if _converter is None:
-        with _lock:
-            if _converter is None:
-                _converter = OpenCC("t2s")
-    return str(_converter.convert(text))
+    with _lock:  # one converter per process, used by one thread at a time (as chat.reply_text)
+        if _converter is None:
+            _converter = opencc.OpenCC("t2s")
+        return str(_converter.convert(text))

@@ -11,7 +11,8 @@ from django.utils import translation
 
 from chat.llm.extractive import extractive_answer
 from chat.llm.fake import FakeBackend
-from chat.reply_text import ReplyFilter
+from chat.models import Message
+from chat.reply_text import ReplyFilter, echoes_question
 from tests.chat.wsclient import connect, hello, receive_until, send, text_of
 from tests.knowledge.test_search import ARTICLES as SEARCH_ARTICLES
 
@@ -136,3 +137,24 @@ async def test_generation_stops_where_the_model_would_echo_the_prompts_markers()
 
     _text, _done = await _ask("en", "hello there")
     assert set(PROMPT_MARKERS) <= set(FakeBackend.requests[-1].sampling.stop)
+
+
+def test_a_reply_that_only_repeats_the_question_is_an_echo() -> None:
+    assert echoes_question("部署網站  部署網站  部署網站", "部署網站")
+    assert echoes_question("Ein anderes Mikrofon verwenden   ", "Ein anderes Mikrofon verwenden")
+    assert echoes_question("Reset my pass", "Reset my password?")  # cut off mid-repeat
+    assert not echoes_question("Yes", "Is the service down?")
+    assert not echoes_question("Click Forgot password.", "Reset my password?")
+    assert not echoes_question("", "Reset my password?")
+
+
+async def test_an_echoed_question_is_replaced_by_the_answer_from_the_excerpts() -> None:
+    await database_sync_to_async(_import)()
+    question = "Wie setze ich mein Passwort zurück?"
+    FakeBackend.script.append(f"{question} {question}")
+    text, done = await _ask("de", question)
+    assert done["status"] == "complete" and done["finish_reason"] == "echo"
+    assert question not in text
+    assert "Resetting your password (https://help.example/en/pw)" in text
+    stored = await database_sync_to_async(Message.objects.get)(pk=done["message_id"])
+    assert stored.text == text and stored.finish_reason == "echo"

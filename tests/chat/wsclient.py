@@ -56,10 +56,13 @@ async def hello(communicator: WebsocketCommunicator, **fields: Any) -> dict[str,
 
 
 def text_of(frames: list[dict[str, Any]], message_id: int) -> str:
-    """Join the deltas of one message, checking that offsets are contiguous."""
+    """Join the deltas of one message, checking that offsets are contiguous (a delta from
+    offset 0 after some text is a rewrite: it replaces the text, as in the widget)."""
     text = ""
     for frame in frames:
         if frame["type"] == "delta" and frame["message_id"] == message_id:
+            if frame["offset"] == 0:
+                text = ""
             assert frame["offset"] == len(text), (frame, len(text))
             text += frame["text"]
     return text
