@@ -38,21 +38,10 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("AUTOGLM_EMBEDDED_DB_NAME", "autoglm_relevance")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autoglm_site.settings")
 
-# Product language -> the dev set's code for its questions.
-LANGUAGES = {
-    "en": "en",
-    "zh-hans": "zh",
-    "zh-hant": "zh-TW",
-    "ar": "ar",
-    "ja": "ja",
-    "ko": "ko",
-    "es": "es",
-    "de": "de",
-    "fr": "fr",
-    "ru": "ru",
-    "pt-br": "pt-BR",
-    "he": "he",
-}
+from bench.answers import LANGUAGES as _ANSWER_LANGUAGES  # noqa: E402
+
+# Product language -> the dev set's code for its questions (as bench/answers.py asks them).
+LANGUAGES = {code: dev for code, (dev, _judge) in _ANSWER_LANGUAGES.items()}
 TARGETS = {"precision": 0.8, "right": 0.9, "no_knowledge": 0.8}
 
 
