@@ -154,12 +154,14 @@ async def _ask(url: str, origin: str, question: dict[str, Any]) -> dict[str, Any
             if frame.get("type") == "delta":
                 if first is None:
                     first = time.monotonic()
-                text += frame.get("text", "")
+                # From its offset, as the widget does: a rewrite (offset 0) replaces the text.
+                text = text[: int(frame.get("offset", len(text)))] + frame.get("text", "")
             elif frame.get("type") == "done":
                 return {
                     "text": text,
                     "citations": frame.get("citations", []),
                     "status": frame.get("status"),
+                    "finish_reason": frame.get("finish_reason"),
                     "ttft_ms": (first - sent) * 1000 if first else None,
                 }
             elif frame.get("type") == "error":
