@@ -38,7 +38,7 @@ from chat.llm.base import (
     Sampling,
     Usage,
 )
-from chat.llm.extractive import ExtractiveBackend, extractive_answer
+from chat.llm.extractive import ExtractiveBackend, request_answer
 from chat.models import Conversation, DecodingPreset, Message
 from chat.prompts import MAX_STOPS, PROMPT_MARKERS, KnowledgeSnippet, prompt_build, turn_note
 from chat.reply_text import ReplyFilter, echoes_question
@@ -405,10 +405,7 @@ class ReplyRunner:
             ):
                 # A small model sometimes only repeats a one-line question: the answer is built
                 # from the excerpts instead (or says honestly that there is none).
-                replacement = extractive_answer(
-                    language=request.reply_language or request.language,
-                    knowledge=[dict(item) for item in request.knowledge],
-                )
+                replacement = request_answer(request)
                 finish_reason = "echo"
             if replacement:
                 # The reply is replaced, what was shown of it too: stored and sent whole.

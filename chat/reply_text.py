@@ -4,28 +4,12 @@ not written in (a small model drifts into Chinese or Cyrillic mid-sentence)."""
 
 from __future__ import annotations
 
-import threading
-from typing import Any
-
 from autoglm_site.languages import LANGUAGE_SCRIPTS, SCRIPTS
+from knowledge.text.chinese import traditional
 
-_converter_lock = threading.Lock()
-_converter: Any = None
 # Characters held back at the end of each piece in zh-hant: OpenCC converts by phrase, and a
 # phrase cut between two pieces would be converted character by character (头发 -> 頭發).
 _HOLD = 2
-
-
-def _to_traditional(text: str) -> str:
-    global _converter
-    if _converter is None:
-        with _converter_lock:
-            if _converter is None:
-                import opencc
-
-                _converter = opencc.OpenCC("s2t")
-    with _converter_lock:
-        return str(_converter.convert(text))
 
 
 class ReplyFilter:
@@ -58,11 +42,11 @@ class ReplyFilter:
         if not self._traditional:
             return text
         self._held, text = text[-_HOLD:], text[:-_HOLD]
-        return _to_traditional(text) if text else ""
+        return traditional(text) if text else ""
 
     def flush(self) -> str:
         held, self._held = self._held, ""
-        return _to_traditional(held) if held and self._traditional else held
+        return traditional(held) if held and self._traditional else held
 
 
 def _letters(text: str) -> str:

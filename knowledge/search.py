@@ -38,8 +38,8 @@ class SearchHit:
     score: the fused score, similarity plus the weighted BM25 score (higher is better;
     comparable within one query only). similarity: cosine similarity of the query and the
     article (the better of its chunk's and its title's embedding). relevant: whether the
-    similarity reaches KNOWLEDGE_RELEVANT_SIMILARITY, the threshold measured to separate
-    articles that answer a question from those that do not (docs/benchmarks.md); only relevant
+    article answers the question (relevance_marks: its similarity and the best hit's lead over
+    the others, against thresholds measured on the dev set, docs/benchmarks.md); only relevant
     hits reach the model, the citations and the fallback.
     """
 

@@ -40,15 +40,19 @@ def extractive_answer(*, language: str, knowledge: list[dict[str, str]]) -> str:
         return "\n".join(lines)
 
 
+def request_answer(request: CompletionRequest) -> str:
+    """The extractive reply to REQUEST: in its reply language, from the knowledge it carries."""
+    return extractive_answer(
+        language=request.reply_language or request.language,
+        knowledge=[dict(item) for item in request.knowledge],
+    )
+
+
 class ExtractiveBackend(LLMBackend):
     name = "extractive"
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[Chunk]:
-        text = extractive_answer(
-            language=request.reply_language or request.language,
-            knowledge=[dict(item) for item in request.knowledge],
-        )
-        yield Chunk(text=text)
+        yield Chunk(text=request_answer(request))
         yield Chunk(usage=Usage(), finish_reason="stop")
 
     async def check(self) -> list[BackendStatus]:

@@ -42,7 +42,18 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
-_converter: opencc.OpenCC | None = None
+_converters: dict[str, opencc.OpenCC] = {}
+_convert_lock = threading.Lock()
+
+
+def _converted(text: str, table: str) -> str:
+    """TEXT through OpenCC's TABLE: one converter per table and process, used by one thread at
+    a time."""
+    with _convert_lock:
+        converter = _converters.get(table)
+        if converter is None:
+            converter = _converters[table] = opencc.OpenCC(table)
+        return str(converter.convert(text))
 
 
 def simplified(text: str) -> str:
@@ -53,8 +64,10 @@ def simplified(text: str) -> str:
     of 15 questions) once the question was converted, as much as a Simplified question gets.
     Only for text known to be Traditional Chinese: a Japanese text shares many of the
     characters that the table would change."""
-    global _converter
-    with _lock:  # one converter per process, used by one thread at a time (as chat.reply_text)
-        if _converter is None:
-            _converter = opencc.OpenCC("t2s")
-        return str(_converter.convert(text))
+    return _converted(text, "t2s")
+
+
+def traditional(text: str) -> str:
+    """TEXT (Simplified Chinese) in Traditional characters (OpenCC's s2t table): zh-hant replies
+    of a model that writes Simplified (chat.reply_text)."""
+    return _converted(text, "s2t")
