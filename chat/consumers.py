@@ -15,7 +15,7 @@ from autoglm_site import metrics
 from autoglm_site.catalogues import catalogues_reload_if_changed
 from chat import abuse, errors, events, selectors, services
 from chat.asyncdb import in_thread
-from chat.delivery import ReplyDelivery
+from chat.delivery import ReplyDelivery, Watched, coalesced
 from chat.language import language_negotiate
 from chat.live import get_live_text
 from chat.models import Conversation, Visitor
@@ -85,7 +85,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.send_frame,
             live_text=get_live_text().get,
             stored_text=_stored_text,
-            finished_events=_finished_events,
+            watched=self.watched,
             resume=self.resume,
             failed=self.reply_failed,
         )
@@ -111,6 +111,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
             await self._presence(joined=False)
+
+    async def watched(self, ids: list[int]) -> Watched:
+        """The watchdog's look at the replies this socket waits on (one query for all the
+        process's sockets that look at the same time). Orphaned: one is streaming with an
+        expired lease (its process died), or one is pending and this process is not generating
+        the conversation (the process that stored it may have died before it started)."""
+        states = await coalesced(_reply_states).get(ids)
+        done = [state for state in states.values() if not isinstance(state, str)]
+        kinds = {state for state in states.values() if isinstance(state, str)}
+        here = self.conversation is not None and get_runner().running(self.conversation.pk)
+        orphaned = "stale" in kinds or ("pending" in kinds and not here)
+        return Watched(done=done, orphaned=orphaned)
 
     async def resume(self) -> None:
         """Recover the conversation's replies whose process died (the watchdog's last resort).
@@ -452,5 +464,7 @@ async def _stored_text(message_id: int) -> str | None:
     return stored[0] if stored else None
 
 
-async def _finished_events(ids: list[int]) -> list[events.DoneEvent]:
-    return await in_thread(selectors.replies_finished)(ids=ids)
+async def _reply_states(ids: list[int]) -> dict[int, events.DoneEvent | str]:
+    return await in_thread(selectors.replies_watched)(
+        ids=ids, lease_seconds=settings.CHAT_REPLY_LEASE_SECONDS
+    )

@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from chat import events
 from chat.models import Message
@@ -25,6 +27,67 @@ logger = logging.getLogger(__name__)
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 TextReader = Callable[[int], Awaitable[str | None]]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Watched:
+    """What the watchdog learnt of the replies a socket waits on."""
+
+    done: list[events.DoneEvent]  # finished in the database (their `done` may have been dropped)
+    orphaned: bool  # one of them no live generator holds: the conversation must be resumed
+
+
+class Coalesced(Generic[T]):
+    """Lookups by id from many sockets of one process, merged: the first runs at once, and
+    those that arrive while it runs go together in the next one. A busy process then makes
+    fewer, larger queries instead of one per waiting socket (500 sockets waiting on a backlog
+    each asked every few seconds, which made the backlog longer)."""
+
+    def __init__(self, fetch: Callable[[list[int]], Awaitable[dict[int, T]]]) -> None:
+        self._fetch = fetch
+        self._queue: list[tuple[list[int], asyncio.Future[dict[int, T]]]] = []
+        self._running = False
+
+    async def get(self, ids: list[int]) -> dict[int, T]:
+        future: asyncio.Future[dict[int, T]] = asyncio.get_running_loop().create_future()
+        self._queue.append((ids, future))
+        if not self._running:
+            self._running = True
+            asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                try:
+                    found = await self._fetch(sorted({i for ids, _ in batch for i in ids}))
+                except Exception as exc:
+                    for _ids, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for ids, future in batch:
+                    if not future.done():
+                        future.set_result({i: found[i] for i in ids if i in found})
+        finally:
+            self._running = False
+
+
+_per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def coalesced(fetch: Callable[[list[int]], Awaitable[dict[int, T]]]) -> Coalesced[T]:
+    """The running event loop's merger of FETCH's lookups (one per loop: a future belongs to
+    its loop)."""
+    mergers = _per_loop.setdefault(asyncio.get_running_loop(), {})
+    merger = mergers.get(id(fetch))
+    if merger is None:
+        merger = mergers[id(fetch)] = Coalesced(fetch)
+    return merger
 
 
 class ReplyDelivery:
@@ -34,14 +97,14 @@ class ReplyDelivery:
         *,
         live_text: TextReader,
         stored_text: TextReader,
-        finished_events: Callable[[list[int]], Awaitable[list[events.DoneEvent]]],
+        watched: Callable[[list[int]], Awaitable[Watched]],
         resume: Callable[[], Awaitable[None]],
         failed: Callable[[int], Awaitable[None]],
     ) -> None:
         self._send = send
         self._live_text = live_text
         self._stored_text = stored_text
-        self._finished_events = finished_events
+        self._watched = watched
         self._resume = resume
         self._failed = failed  # tells the visitor a reply could not be generated
         # Characters of each message this socket has sent, and the messages it sent whole.
@@ -163,15 +226,17 @@ class ReplyDelivery:
     async def check(self, *, quiet: float, lease: float) -> None:
         """Send the end of each reply this socket waits on that finished in the database
         although its `done` never came (the channel layer dropped it); after LEASE seconds
-        of silence, have the conversation resumed (the generating process may have died)."""
+        of silence, have the conversation resumed if one of them is orphaned (its process
+        died). A reply that is only slow (a busy server) is left to its generator."""
         waiting = self.waiting()
         silent = time.monotonic() - self.last_event
         if not waiting or silent < quiet:
             return
         try:
-            for event in await self._finished_events(waiting):
+            watched = await self._watched(waiting)
+            for event in watched.done:
                 await self.on_done(event)
-            if silent > lease:
+            if silent > lease and watched.orphaned:
                 self.last_event = time.monotonic()
                 await self._resume()
         except Exception:

@@ -27,6 +27,7 @@ from chat import events, selectors, services
 from chat.asyncdb import in_reply_thread, in_thread
 from chat.glossary import glossary_prompt
 from chat.language import message_is_short, reply_language
+from chat.leases import get_keeper
 from chat.live import get_live_text
 from chat.llm import get_backend
 from chat.llm.base import (
@@ -247,6 +248,11 @@ class ReplyRunner:
     def active(self) -> int:
         return sum(1 for task in self._tasks.values() if not task.done())
 
+    def running(self, conversation_id: uuid.UUID) -> bool:
+        """Whether this process is generating (or about to claim) the conversation's replies."""
+        task = self._tasks.get(conversation_id)
+        return task is not None and not task.done()
+
     async def _run(self, conversation_id: uuid.UUID) -> None:
         try:
             while True:
@@ -269,6 +275,11 @@ class ReplyRunner:
                 del self._tasks[conversation_id]
 
     async def _generate(self, reply: Message) -> None:
+        # The lease stays fresh from the claim until the end is stored (chat.leases).
+        with get_keeper().held(reply.pk):
+            await self._generate_held(reply)
+
+    async def _generate_held(self, reply: Message) -> None:
         layer = get_channel_layer()
         assert layer is not None
         live = get_live_text()

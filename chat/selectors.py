@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef
+from django.utils import timezone
 
 from autoglm_site.memo import admin_tables_memo
 from chat import errors
@@ -139,15 +141,25 @@ def history_since(*, conversation: Conversation, last_seen_id: int | None) -> li
     return payloads
 
 
-def replies_finished(*, ids: list[int]) -> list[DoneEvent]:
-    """Group `chat.done` events, rebuilt from the database, for those of IDS that are finished."""
-    finished = Message.objects.filter(pk__in=ids, role=Message.Role.ASSISTANT).exclude(
-        status__in=[Message.Status.PENDING, Message.Status.STREAMING]
+def replies_watched(*, ids: list[int], lease_seconds: float) -> dict[int, DoneEvent | str]:
+    """What a socket's watchdog needs to know of the replies IDS, in one query: for each reply
+    that finished, its `chat.done` event rebuilt from the database; for the others "pending",
+    "streaming" (its lease is fresh: a generator holds it) or "stale" (streaming with a
+    heartbeat older than LEASE_SECONDS: its process may have died)."""
+    lease_cutoff = timezone.now() - timedelta(seconds=lease_seconds)
+    states: dict[int, DoneEvent | str] = {}
+    replies = Message.objects.filter(pk__in=ids, role=Message.Role.ASSISTANT).select_related(
+        "reply_to__prompt_knowledge"
     )
-    return [
-        done_event(reply, citations=reply_citations(reply=reply))
-        for reply in finished.select_related("reply_to__prompt_knowledge")
-    ]
+    for reply in replies:
+        if reply.status == Message.Status.PENDING:
+            states[reply.pk] = "pending"
+        elif reply.status == Message.Status.STREAMING:
+            fresh = reply.heartbeat_at is not None and reply.heartbeat_at >= lease_cutoff
+            states[reply.pk] = "streaming" if fresh else "stale"
+        else:
+            states[reply.pk] = done_event(reply, citations=reply_citations(reply=reply))
+    return states
 
 
 def messages_since(*, conversation: Conversation, last_seen_id: int | None) -> list[Message]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from chat import events
-from chat.delivery import ReplyDelivery
+from chat.delivery import Coalesced, ReplyDelivery, Watched
 from chat.models import Message
 
 
@@ -19,12 +21,13 @@ class Harness:
         self.stored: dict[int, str] = {}
         self.finished_rows: list[events.DoneEvent] = []
         self.resumed = 0
+        self.orphaned = True
         self.failed: list[int] = []
         self.delivery = ReplyDelivery(
             self._send,
             live_text=self._live,
             stored_text=self._stored,
-            finished_events=self._finished,
+            watched=self._watched,
             resume=self._resume,
             failed=self._failed,
         )
@@ -38,8 +41,9 @@ class Harness:
     async def _stored(self, message_id: int) -> str | None:
         return self.stored.get(message_id)
 
-    async def _finished(self, ids: list[int]) -> list[events.DoneEvent]:
-        return [row for row in self.finished_rows if row["message_id"] in ids]
+    async def _watched(self, ids: list[int]) -> Watched:
+        done = [row for row in self.finished_rows if row["message_id"] in ids]
+        return Watched(done=done, orphaned=self.orphaned)
 
     async def _resume(self) -> None:
         self.resumed += 1
@@ -156,8 +160,49 @@ async def test_watchdog_sends_a_dropped_done_from_the_database_and_resumes_after
 
     h.delivery.expect(10)
     h.delivery.last_event -= 10.0  # silent past the lease: the process may have died
+    h.orphaned = False  # ... but a generator still holds the reply: a busy server, left alone
+    await h.delivery.check(quiet=0.5, lease=5.0)
+    assert h.resumed == 0
+    h.orphaned = True  # its lease ran out: resumed, once
+    await h.delivery.check(quiet=0.5, lease=5.0)
     await h.delivery.check(quiet=0.5, lease=5.0)
     assert h.resumed == 1
+
+
+async def test_lookups_from_many_sockets_are_merged_while_one_runs() -> None:
+    calls: list[list[int]] = []
+    gate = asyncio.Event()
+
+    async def fetch(ids: list[int]) -> dict[int, str]:
+        calls.append(ids)
+        await gate.wait()
+        return {i: f"state {i}" for i in ids if i != 4}
+
+    merger = Coalesced(fetch)
+    first = asyncio.create_task(merger.get([1]))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    rest = [asyncio.create_task(merger.get(ids)) for ids in ([2, 3], [3], [4])]
+    await asyncio.sleep(0)
+    gate.set()
+    assert await first == {1: "state 1"}
+    assert [await task for task in rest] == [{2: "state 2", 3: "state 3"}, {3: "state 3"}, {}]
+    assert calls == [[1], [2, 3, 4]]  # the three that came while the first ran: one lookup
+
+
+async def test_a_failed_lookup_fails_its_callers_and_the_next_one_runs() -> None:
+    failing = True
+
+    async def fetch(ids: list[int]) -> dict[int, int]:
+        if failing:
+            raise ConnectionError("database down")
+        return {i: i for i in ids}
+
+    merger = Coalesced(fetch)
+    with pytest.raises(ConnectionError):
+        await merger.get([1])
+    failing = False
+    assert await merger.get([1]) == {1: 1}
 
 
 async def test_concurrent_relays_do_not_interleave() -> None:
