@@ -7,6 +7,7 @@ import redis
 from django.core.cache import caches
 from django.test import override_settings
 
+from autoglm_site.cache import RedisCache
 from autoglm_site.windows import window_hit
 
 
@@ -27,6 +28,10 @@ def test_window_counts_on_redis_in_one_key_with_an_expiry(redis_url: str) -> Non
         assert backend.get("k") == {"a": 1}
         first = backend._cache.get_client(write=True)  # type: ignore[attr-defined]
         assert backend._cache.get_client(write=True) is first  # type: ignore[attr-defined]
+        # Another instance (Django makes one per asyncio context: per socket) shares them.
+        other = RedisCache(redis_url, {})
+        assert other._cache.get_client(write=True) is first  # type: ignore[attr-defined]
+        assert other.get("k") == {"a": 1}
 
 
 def test_window_counts_in_local_memory() -> None:
