@@ -116,7 +116,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """The watchdog's look at the replies this socket waits on (one query for all the
         process's sockets that look at the same time). Orphaned: one is streaming with an
         expired lease (its process died), or one is pending and this process is not generating
-        the conversation (the process that stored it may have died before it started)."""
+        the conversation (the process that stored it may have died before it started). The
+        socket joins its conversation's group again first."""
+        if self.group:
+            # Idempotent; a Redis restart forgets the groups, and this socket would then hear
+            # nothing more of its conversation until the visitor's client said hello again.
+            await self.channel_layer.group_add(self.group, self.channel_name)
         states = await coalesced(_reply_states).get(ids)
         done = [state for state in states.values() if not isinstance(state, str)]
         kinds = {state for state in states.values() if isinstance(state, str)}

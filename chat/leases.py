@@ -84,7 +84,10 @@ class LeaseKeeper:
     def _run(self) -> None:
         failing_since: float | None = None
         while True:
-            self._wake.wait(settings.CHAT_REPLY_LEASE_SECONDS / 3)
+            # While the database is unreachable, retried often: the leases must be renewed as
+            # soon as it is back, before another process's watchdog finds them expired.
+            every = settings.CHAT_REPLY_LEASE_SECONDS / 3
+            self._wake.wait(every if failing_since is None else min(every, 0.25))
             self._wake.clear()
             with self._lock:
                 if not self._held:

@@ -20,6 +20,7 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 
 from autoglm_site import metrics
@@ -394,9 +395,7 @@ class ReplyRunner:
                 if pending and now - last_flush >= coalesce:
                     await flush()
                 if now >= next_checkpoint:
-                    stop = await in_reply_thread(services.reply_checkpoint)(
-                        reply_id=reply.pk, text=text
-                    )
+                    stop = await _checkpoint(reply.pk, text)
                     # Counted from the end of the save: a slow database must not make every
                     # loop a checkpoint (that starved the token queue).
                     next_checkpoint = time.monotonic() + checkpoint_every
@@ -435,7 +434,7 @@ class ReplyRunner:
             metrics.REPLIES_STREAMING.dec()
 
         duration_ms = (time.monotonic() - started) * 1000
-        event = await in_reply_thread(_finish)(
+        event = await _stored_end(
             reply_id=reply.pk,
             text=text,
             status=status,
@@ -549,6 +548,32 @@ async def _handoff_after_reply(reply: Message, request: CompletionRequest) -> No
         await inbox_live.change_broadcast(change)
     except Exception:
         logger.exception("handing conversation %s off failed", reply.conversation_id)
+
+
+async def _checkpoint(reply_id: int, text: str) -> bool:
+    """Save the partial text (services.reply_checkpoint). While the database is unreachable
+    the reply goes on streaming: the text is saved at a later checkpoint or at its end."""
+    try:
+        return await in_reply_thread(services.reply_checkpoint)(reply_id=reply_id, text=text)
+    except DatabaseError as exc:
+        logger.warning("checkpoint of reply %s failed (it goes on streaming): %s", reply_id, exc)
+        return False
+
+
+async def _stored_end(**fields: Any) -> events.DoneEvent | None:
+    """Store the finished reply (_finish), retried while the database is unreachable for up
+    to twice the lease (a PostgreSQL restart): a reply the visitor has read whole is not
+    thrown away for a few seconds' outage. Past that the error goes up, the lease runs out
+    and the reply is generated again."""
+    deadline = time.monotonic() + 2 * settings.CHAT_REPLY_LEASE_SECONDS
+    while True:
+        try:
+            return await in_reply_thread(_finish)(**fields)
+        except DatabaseError as exc:
+            if time.monotonic() >= deadline:
+                raise
+            logger.warning("storing reply %s failed, retrying: %s", fields["reply_id"], exc)
+            await asyncio.sleep(0.5)
 
 
 def _finish(**fields: Any) -> events.DoneEvent | None:

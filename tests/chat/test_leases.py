@@ -98,3 +98,40 @@ def test_the_watchdog_reads_each_reply_state_in_one_query(
     assert states[pending.pk] == "pending" and 10**9 not in states
     event = states[done.pk]
     assert not isinstance(event, str) and event["status"] == "complete" and event["length"] == 5
+
+
+async def test_a_reply_end_is_stored_once_the_database_is_back(settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from django.db import OperationalError
+
+    from chat import replies
+
+    settings.CHAT_REPLY_LEASE_SECONDS = 5
+    calls: list[dict[str, object]] = []
+
+    def flaky(**fields: object) -> str:
+        calls.append(fields)
+        if len(calls) < 3:
+            raise OperationalError("the database system is shutting down")
+        return "stored"
+
+    monkeypatch.setattr(replies, "_finish", flaky)
+    assert await replies._stored_end(reply_id=7, text="Hi") == "stored"
+    assert len(calls) == 3 and calls[-1] == {"reply_id": 7, "text": "Hi"}
+
+    settings.CHAT_REPLY_LEASE_SECONDS = 0.2  # past twice the lease the error goes up
+    calls.clear()
+    monkeypatch.setattr(replies, "_finish", lambda **f: (_ for _ in ()).throw(OperationalError()))
+    with pytest.raises(OperationalError):
+        await replies._stored_end(reply_id=7, text="Hi")
+
+
+async def test_a_failed_checkpoint_does_not_stop_the_reply(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from django.db import OperationalError
+
+    from chat import replies
+
+    def down(**fields: object) -> bool:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(replies.services, "reply_checkpoint", down)
+    assert await replies._checkpoint(7, "partial") is False
