@@ -61,7 +61,7 @@ def declared_names() -> tuple[tuple[str, ...], ...]:
 
     names = set()
     for term in GlossaryTerm.objects.filter(do_not_translate=True).values_list("term", flat=True):
-        words = tuple(dict.fromkeys(tokenize(term, language="en")))
+        words = tuple(dict.fromkeys(tokenize(term, language="en", stemmed=False)))
         if words:
             names.add(words)
     return tuple(sorted(names))

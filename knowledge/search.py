@@ -24,6 +24,7 @@ from knowledge.text import detect_language, normalize_language, tokenize
 from knowledge.text.chinese import simplified
 from knowledge.text.generic import WORD, fold, words
 from knowledge.text.stopwords import without_stopwords
+from knowledge.text.tokenize import with_stems
 
 SNIPPET_CHARS = 1200
 _MAX_QUERY_TERMS = 64
@@ -194,6 +195,13 @@ def _term_statistics(terms: list[str]) -> _TermStatistics:
 
 
 _LATIN_WORD = regex.compile(r"[\p{Latin}\d][\p{Latin}\d'’.\-]*")
+# A word written as a name rather than as a word of the sentence: two capitals or more
+# ("GNOME", "F-Droid", "WiFi", "iPhone" has one after a small letter), as brands are written.
+_NAME_CHARS = r"[\p{L}\d'’.\-]"
+_NAME_LIKE = regex.compile(
+    rf"(?<![\p{{L}}\d])(?={_NAME_CHARS}*(?:\p{{Lu}}{_NAME_CHARS}*\p{{Lu}}|\p{{Ll}}\p{{Lu}}))"
+    rf"[\p{{L}}\d]{_NAME_CHARS}*"
+)
 
 
 def _meaning(text: str, terms: set[str]) -> str:
@@ -205,6 +213,8 @@ def _meaning(text: str, terms: set[str]) -> str:
     counts = script_counts(kept)
     if sum(counts.values()) - counts["latin"] >= 2:  # written in another script
         kept = _LATIN_WORD.sub(" ", kept)
+    else:  # and in a Latin-script question, the words written as names are ("GNOME", "F-Droid")
+        kept = _NAME_LIKE.sub(" ", kept)
     kept = " ".join(kept.split())
     return kept if words(kept) else text
 
@@ -475,12 +485,19 @@ def chunk_search(*, query: str, language: str | None, limit: int) -> list[Search
         return []
     language = normalize_language(language) or detect_language(query)
     candidates = max(settings.KNOWLEDGE_SEARCH_CANDIDATES, limit * 4)
-    terms = without_stopwords(tokenize(query, language=language), language=language)
+    words_asked = without_stopwords(
+        tokenize(query, language=language, stemmed=False), language=language
+    )
     # The product's own name, left untranslated in the question, matches every article and
-    # pulls the question's embedding towards all of them: neither side should see it.
-    statistics = _term_statistics(terms)
-    common = statistics.ubiquitous() | _declared_names_in(terms)
-    terms = [term for term in terms if term not in common]
+    # pulls the question's embedding towards all of them: neither side should see it (nor
+    # its stem).
+    statistics = _term_statistics(with_stems(words_asked, language=language))
+    common = statistics.ubiquitous() | _declared_names_in(words_asked)
+    terms = [
+        term
+        for term in with_stems([w for w in words_asked if w not in common], language=language)
+        if term not in common
+    ]
     meaning = _meaning(query, common)
     query_vector = _vector_text(_query_vector(query, meaning, language))
     by_chunk, by_title = _vector_rankings(

@@ -133,6 +133,30 @@ def test_keyword_side_finds_only_the_chunks_containing_the_terms() -> None:
     assert ids(both) == export_chunks
     assert all(dict(both)[pk] < score / 2 for pk, score in zip_archive)
     assert _keyword_ranking(tokenize("Quantencomputer", language="de"), 10) == []
+    # Another inflection of an article's word finds it through the shared stem.
+    assert ids(_keyword_ranking(tokenize("Administrator", language="de"), 10)) == export_chunks
+
+
+@pytest.mark.usefixtures("knowledge")
+def test_the_migration_adds_stems_to_chunks_indexed_without_them() -> None:
+    import importlib
+
+    from django.apps import apps
+
+    from knowledge.models import Chunk
+    from knowledge.text import tokenize
+
+    migration = importlib.import_module("knowledge.migrations.0005_stemmed_tokens")
+    chunk = Chunk.objects.filter(article__external_id="export").first()
+    chinese_chunk = Chunk.objects.filter(language="zh-hans").first()
+    assert chunk is not None and chinese_chunk is not None
+    Chunk.objects.filter(pk=chunk.pk).update(tokens="administratoren konnen dateien")
+    migration.add_stems(apps, None)
+    assert Chunk.objects.get(pk=chunk.pk).tokens == " ".join(
+        tokenize("Administratoren können Dateien", language="de")
+    )
+    assert "administrator" in Chunk.objects.get(pk=chunk.pk).tokens.split()
+    assert Chunk.objects.get(pk=chinese_chunk.pk).tokens == chinese_chunk.tokens
 
 
 def test_keyword_scores_weigh_rare_terms_over_common_ones() -> None:
@@ -245,6 +269,12 @@ def test_the_embedders_see_a_question_without_its_untranslated_product_names() -
     assert _meaning("How do I cancel Northwind?", {"northwind"}) == "How do I cancel ?"
     assert _meaning("How do I cancel?", set()) == "How do I cancel?"
     assert _meaning("Northwind", {"northwind"}) == "Northwind"  # nothing else would be left
+    # In a question in Latin letters, the words written as names (two capitals or more).
+    assert _meaning("GNOME Wie ändere ich das Hintergrundbild?", set()) == (
+        "Wie ändere ich das Hintergrundbild?"
+    )
+    assert _meaning("¿Cómo instalo F-Droid en mi iPhone?", set()) == "¿Cómo instalo en mi ?"
+    assert _meaning("Wie lösche ich Dateien?", set()) == "Wie lösche ich Dateien?"
 
 
 def test_a_term_in_most_chunks_is_ubiquitous() -> None:
@@ -326,8 +356,16 @@ def test_declared_product_names_are_kept_out_of_the_question(monkeypatch, settin
     monkeypatch.setattr(
         search, "_meaning", lambda text, terms: seen.append(terms) or real_meaning(text, terms)
     )
+    asked: list[list[str]] = []
+    real_keyword = search._keyword_ranking
+    monkeypatch.setattr(
+        search,
+        "_keyword_ranking",
+        lambda terms, *a, **k: asked.append(list(terms)) or real_keyword(terms, *a, **k),
+    )
     search.chunk_search(query="Acme Cloud billing", language="en", limit=3)
     assert seen[-1] == {"acme", "cloud"}  # neither the embedding nor the keyword side sees them
+    assert asked[-1] == ["billing", "bill"], "nor their stems"
 
     settings.KNOWLEDGE_DECLARED_NAMES = ""
     assert search._declared_names_in(["acme", "cloud", "billing"]) == set()

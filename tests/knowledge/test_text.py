@@ -45,19 +45,41 @@ def test_japanese_and_korean_become_cjk_bigrams() -> None:
 
 
 def test_other_languages_fold_case_and_accents_at_word_boundaries() -> None:
-    assert tokenize("Política de REEMBOLSOS: ¿cómo?", language="es") == [
+    assert tokenize("Política de REEMBOLSOS: ¿cómo?", language="es", stemmed=False) == [
         "politica",
         "de",
         "reembolsos",
         "como",
     ]
-    assert tokenize("Passwort zurücksetzen, E-Mail-Adresse", language="de") == [
+    assert tokenize("Passwort zurücksetzen, E-Mail-Adresse", language="de", stemmed=False) == [
         "passwort",
         "zurucksetzen",
         "e-mail-adresse",
     ]
-    assert tokenize("Ёлка и ПАРОЛЬ", language="ru") == ["елка", "и", "пароль"]
-    assert tokenize("don't", language="en") == ["don't"]
+    assert tokenize("Ёлка и ПАРОЛЬ", language="ru", stemmed=False) == ["елка", "и", "пароль"]
+    assert tokenize("don't", language="en", stemmed=False) == ["don't"]
+
+
+def test_words_of_a_language_snowball_knows_are_followed_by_their_stems() -> None:
+    assert tokenize("Passwörter zurücksetzen", language="de") == [
+        "passworter",
+        "passwort",
+        "zurucksetzen",
+        "zurucksetz",
+    ]
+    assert tokenize("Как сбросить пароли", language="ru") == [
+        "как",
+        "сбросить",
+        "сброс",
+        "пароли",
+        "парол",
+    ]
+    # A question's inflection finds the article's: both reduce to one stem.
+    assert set(tokenize("supprimer", language="fr")) & set(tokenize("supprimé", language="fr"))
+    # Names keep their surface form beside the stem, so they match across languages.
+    assert "drive" in tokenize("Google Drive synchroniser", language="fr")
+    # No stemmer: Japanese, Korean, Hebrew, Chinese, Arabic.
+    assert tokenize("Drive", language="he") == ["drive"]
 
 
 @pytest.mark.parametrize(
