@@ -21,9 +21,7 @@ def add_stems(apps, schema_editor):
             return
         last = batch[-1].pk
         changed = []
-        for chunk in batch:
-            if chunk.language.split("-")[0] in ("zh", "ar"):
-                continue  # their own tokenizers, no stems
+        for chunk in batch:  # with_stems leaves languages without a stemmer (zh, ar, ja…) alone
             tokens = " ".join(with_stems(chunk.tokens.split(), language=chunk.language))
             if tokens != chunk.tokens:
                 chunk.tokens = tokens

@@ -66,7 +66,8 @@ def stems(language: str) -> bool:
 
 @lru_cache(maxsize=200_000)
 def stem(word: str, language: str) -> str:
-    """WORD (case-folded, accents kept) reduced to its stem by LANGUAGE's rules; WORD itself
+    """WORD (a folded index term: lower case, accents stripped, as both documents and questions
+    are) reduced to its stem by LANGUAGE's rules; WORD itself
     for a language without a stemmer, a word with digits, or one of up to three letters."""
     algorithm = ALGORITHMS.get(language.split("-")[0].lower())
     if algorithm is None or len(word) <= 3 or any(ch.isdigit() for ch in word):
