@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,14 +81,51 @@ def index_changed() -> None:
     try:
         cache.incr(_VERSION_KEY)
     except ValueError:
-        cache.set(_VERSION_KEY, 1, None)
+        cache.set(_VERSION_KEY, time.time_ns() // 1000, None)
 
 
 _VERSION_KEY = "knowledge:index-version"
 
 
 def _version() -> int:
-    return int(cache.get_or_set(_VERSION_KEY, 1, None) or 1)
+    # A version that starts afresh (the cache emptied, Redis restarted) starts at the clock in
+    # microseconds, not at 1, so that it never repeats one a process remembers (_Memo).
+    return int(cache.get_or_set(_VERSION_KEY, time.time_ns() // 1000, None) or 1)
+
+
+class _Memo:
+    """This process's copy of the statistics cached for the current index version: a search
+    reads the shared cache only for what this process has not seen (a round trip to Redis
+    less, or two, per search). The version is still read from the shared cache each time, so
+    an index change reaches every process at once; entries expire like the shared ones."""
+
+    def __init__(self, *, limit: int = 50_000) -> None:
+        self._limit = limit
+        self._version = 0
+        self._items: dict[str, tuple[float, Any]] = {}
+
+    def _current(self, version: int) -> dict[str, tuple[float, Any]]:
+        if version != self._version or len(self._items) > self._limit:
+            self._version, self._items = version, {}
+        return self._items
+
+    def get(self, version: int, key: str) -> Any:
+        return self.get_many(version, [key]).get(key)
+
+    def get_many(self, version: int, keys: Iterable[str]) -> dict[str, Any]:
+        items, now = self._current(version), time.monotonic()
+        found = {}
+        for key in keys:
+            item = items.get(key)
+            if item is not None and item[0] > now:
+                found[key] = item[1]
+        return found
+
+    def put(self, version: int, key: str, value: Any) -> None:
+        self._current(version)[key] = (time.monotonic() + _TERM_CACHE_SECONDS, value)
+
+
+_memo = _Memo()
 
 
 @dataclass(frozen=True)
@@ -114,13 +153,16 @@ def _published_chunks(version: int) -> tuple[int, float]:
     """(published chunks, their mean number of distinct terms), cached like the term counts
     (a new index version, after any change, starts afresh)."""
     key = f"knowledge:published-chunks:{version}"
-    known = cache.get(key)
+    known = _memo.get(version, key)
+    if known is None:
+        known = cache.get(key)
     if known is None:
         row = Chunk.objects.filter(article__status=Article.Status.PUBLISHED).aggregate(
             total=Count("id"), length=Avg(Func(F("search"), function="length"))
         )
         known = (int(row["total"] or 0), float(row["length"] or 0.0))
         cache.set(key, known, _TERM_CACHE_SECONDS)
+    _memo.put(version, key, known)
     return int(known[0]), float(known[1])
 
 
@@ -169,7 +211,10 @@ def _term_statistics(terms: list[str]) -> _TermStatistics:
         term: f"knowledge:term-chunks:{version}:" + hashlib.sha256(term.encode("utf-8")).hexdigest()
         for term in dict.fromkeys(terms)
     }
-    known = cache.get_many(list(keys.values()))
+    known = _memo.get_many(version, keys.values())
+    missing = [key for key in keys.values() if key not in known]
+    if missing:
+        known.update(cache.get_many(missing))
     frequencies: dict[str, int] = {}
     shares: dict[str, float] | None = None
     for term, key in keys.items():
@@ -189,6 +234,7 @@ def _term_statistics(terms: list[str]) -> _TermStatistics:
             )
             cache.set(key, n, _TERM_CACHE_SECONDS)
         frequencies[term] = int(n)
+        _memo.put(version, key, n)
     return _TermStatistics(
         total=total, average_length=average_length, frequencies=frequencies, bound=bound
     )
@@ -462,6 +508,15 @@ def _chunks_fetched(ids: list[int], vector: str) -> list[_Fetched]:
         ]
 
 
+# What a hit reads of its article: the titles and addresses in every language, not the bodies
+# (fetching those cost a quarter of a search).
+_HIT_FIELDS = tuple(
+    field.name
+    for field in Article._meta.concrete_fields
+    if field.name == "id" or field.name.split("_")[0] in ("title", "url", "external")
+)
+
+
 @timed(KNOWLEDGE_SEARCH_SECONDS)
 def chunk_search(*, query: str, language: str | None, limit: int) -> list[SearchHit]:
     """The published articles that best answer QUERY, best first, at most LIMIT.
@@ -559,7 +614,9 @@ def chunk_search(*, query: str, language: str | None, limit: int) -> list[Search
         [similarity for _score, similarity, _chunk in found], leading=trusted is None
     )
     shown_hits = found[:limit]
-    articles = Article.objects.in_bulk({chunk.article_id for _s, _sim, chunk in shown_hits})
+    articles = Article.objects.only(*_HIT_FIELDS).in_bulk(
+        {chunk.article_id for _s, _sim, chunk in shown_hits}
+    )
     hits = []
     for (score, similarity, chunk), relevant in zip(shown_hits, marks, strict=False):
         article = articles[chunk.article_id]
