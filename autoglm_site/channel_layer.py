@@ -15,6 +15,9 @@ message:
 - sends it through Redis, in one script call per Redis host, only to members in other
   processes (a socket that reconnected to another Daphne process while the reply streams).
 
+A reply's deltas go through group_send_recoverable, which reads the group's members from Redis
+at most twice a second per group rather than for every delta (a missed delta is recovered).
+
 Messages handed over in memory are the sender's dict itself, not a copy: receivers must not
 modify events (chat.delivery does not).
 """
@@ -56,6 +59,8 @@ class LocalFirstRedisChannelLayer(RedisChannelLayer):
         # This process's channels in each group (the groups' other members live in Redis).
         self._local_members: dict[str, set[str]] = collections.defaultdict(set)
         self._local_suffix = self.client_prefix + "!"
+        # group -> (until when it is trusted, its members in other processes)
+        self._remote_known: dict[str, tuple[float, list[str]]] = {}
         # Per event loop: the task that pops this process's Redis queue (see receive()).
         self._pumps: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]] = (
             weakref.WeakKeyDictionary()
@@ -117,6 +122,37 @@ class LocalFirstRedisChannelLayer(RedisChannelLayer):
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         assert self.require_valid_group_name(group), "Group name not valid"
+        remote = await self._remote_members(group)
+        self._send_local(group, message)
+        if remote:
+            await self._send_to(remote, message, group=group)
+
+    async def group_send_recoverable(self, group: str, message: dict[str, Any]) -> None:
+        """group_send for a message whose receivers recover it when they miss it (a reply's
+        delta: the next delta's offset, or the reply's end, shows the gap, which they fill
+        from the live text or the database: chat.delivery). The group's members in other
+        processes are read from Redis at most every MEMBERS_FRESH_SECONDS per group, not for
+        every delta: a socket that joined the group in another process within that time may
+        miss a few deltas, and fills them in."""
+        assert self.require_valid_group_name(group), "Group name not valid"
+        now = time.monotonic()
+        known = self._remote_known.get(group)
+        if known is None or known[0] <= now:
+            remote = await self._remote_members(group)
+            if len(self._remote_known) > 10_000:
+                self._remote_known = {g: k for g, k in self._remote_known.items() if k[0] > now}
+            self._remote_known[group] = (now + self.MEMBERS_FRESH_SECONDS, remote)
+        else:
+            remote = known[1]
+        self._send_local(group, message)
+        if remote:
+            await self._send_to(remote, message, group=group)
+
+    # How long group_send_recoverable trusts the members it last read of a group.
+    MEMBERS_FRESH_SECONDS = 0.5
+
+    async def _remote_members(self, group: str) -> list[str]:
+        """The group's members in other processes (the expired ones removed first)."""
         key = self._group_key(group)
         connection = self.connection(self.consistent_hash(group))
         now = int(time.time())
@@ -124,15 +160,15 @@ class LocalFirstRedisChannelLayer(RedisChannelLayer):
             pipe.zremrangebyscore(key, min=0, max=now - self.group_expiry)
             pipe.zrange(key, 0, -1)
             _removed, members = await pipe.execute()
-        for channel in self._local_members.get(group, ()):
-            self.receive_buffer[channel].put_nowait(message)
-        remote = [
+        return [
             name
             for name in (member.decode("utf8") for member in members)
             if not self._is_local(name)
         ]
-        if remote:
-            await self._send_to(remote, message, group=group)
+
+    def _send_local(self, group: str, message: dict[str, Any]) -> None:
+        for channel in self._local_members.get(group, ()):
+            self.receive_buffer[channel].put_nowait(message)
 
     async def _send_to(self, channels: list[str], message: dict[str, Any], *, group: str) -> None:
         by_connection, messages, capacities = self._map_channel_keys_to_connection(

@@ -69,11 +69,10 @@ class RedisLiveText(LiveText):
         return f"autoglm:live:{message_id}"
 
     async def append(self, message_id: int, text: str) -> None:
-        key = self._key(message_id)
-        async with self._client().pipeline(transaction=True) as pipe:
-            pipe.append(key, text.encode("utf-8"))
-            pipe.expire(key, _TTL_SECONDS)
-            await pipe.execute()
+        key, data = self._key(message_id), text.encode("utf-8")
+        length = await self._client().append(key, data)
+        if length == len(data):  # the key is new: it gets its time-to-live (APPEND keeps it)
+            await self._client().expire(key, _TTL_SECONDS)
 
     async def get(self, message_id: int) -> str | None:
         value = await self._client().get(self._key(message_id))

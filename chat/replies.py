@@ -285,6 +285,9 @@ class ReplyRunner:
         assert layer is not None
         live = get_live_text()
         group = group_name(reply.conversation_id)
+        # A missed delta is recovered by its receivers (chat.delivery): the layer may send it
+        # to the group's members as it last knew them (autoglm_site.channel_layer).
+        send_recoverable = getattr(layer, "group_send_recoverable", layer.group_send)
         # Deltas go out at most every CHAT_COALESCE_MS, and less often when this process
         # streams many replies at once, so that its total stays near CHAT_MAX_FRAMES_PER_SECOND
         # (each frame costs a channel-layer send). The first delta always goes out at once.
@@ -323,10 +326,9 @@ class ReplyRunner:
             offset = len(text)
             text += pending
             await live.append(reply.pk, pending)
+            delta = events.delta_event(message_id=reply.pk, offset=offset, text=pending)
             with metrics.timed(metrics.CHANNEL_LAYER_SEND_SECONDS):
-                await layer.group_send(
-                    group, events.delta_event(message_id=reply.pk, offset=offset, text=pending)
-                )
+                await send_recoverable(group, delta)
             if not offset:
                 metrics.REPLY_FIRST_DELTA_SECONDS.observe(
                     max(0.0, (timezone.now() - reply.created_at).total_seconds())
