@@ -8,7 +8,8 @@ import logging
 import uuid
 from typing import Any
 
-from autoglm_site.consumers import PooledWebsocketConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+
 from chat import errors
 from chat.asyncdb import in_thread
 from chat.replies import group_name
@@ -33,7 +34,7 @@ logger = logging.getLogger(__name__)
 FORBIDDEN_CLOSE_CODE = 4003
 
 
-class InboxConsumer(PooledWebsocketConsumer):
+class InboxConsumer(AsyncWebsocketConsumer):
     profile: AgentProfile
 
     async def connect(self) -> None:

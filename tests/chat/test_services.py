@@ -276,37 +276,6 @@ def test_cancel_naming_an_interrupted_reply_stops_its_replacement(
     assert replacement.status == Message.Status.CANCELLED
 
 
-def test_prompt_reads_stored_knowledge_with_the_history_not_per_turn(visitor: Visitor) -> None:
-    """A reply's prompt costs the same queries after one turn and after five: what each turn
-    was given is read with the history (and the conversation's lock and touch are one
-    statement in message_send)."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    from chat.replies import reply_prompt
-
-    def turn(conversation: Conversation | None, n: int) -> tuple[Conversation, int]:
-        sent = _send(visitor, f"k{n}", f"How do I pay invoice {n}?", conversation=conversation)
-        claimed = services.reply_claim(conversation_id=sent.conversation.pk)
-        assert claimed is not None
-        with CaptureQueriesContext(connection) as queries:
-            reply_prompt(claimed)
-        services.reply_finish(reply_id=claimed.pk, text=f"answer {n}", status="complete")
-        return sent.conversation, len(queries.captured_queries)
-
-    conversation, _first = turn(None, 0)
-    counts = []
-    for n in range(1, 6):
-        conversation, count = turn(conversation, n)
-        counts.append(count)
-    assert len(set(counts)) == 1, counts
-    stored = services.selectors.stored_knowledge(
-        Message.objects.filter(conversation=conversation, role="user").first()  # type: ignore[arg-type]
-    )
-    assert stored is not None  # what turn 0 was given, stored once
-    assert conversation.updated_at <= Conversation.objects.get(pk=conversation.pk).updated_at
-
-
 def test_knowledge_stored_once_when_two_replies_race(visitor: Visitor) -> None:
     from chat.models import TurnKnowledge
 
