@@ -154,8 +154,9 @@ def _published_chunks(version: int) -> tuple[int, float]:
     (a new index version, after any change, starts afresh)."""
     key = f"knowledge:published-chunks:{version}"
     known = _memo.get(version, key)
-    if known is None:
-        known = cache.get(key)
+    if known is not None:
+        return int(known[0]), float(known[1])
+    known = cache.get(key)
     if known is None:
         row = Chunk.objects.filter(article__status=Article.Status.PUBLISHED).aggregate(
             total=Count("id"), length=Avg(Func(F("search"), function="length"))
@@ -211,10 +212,9 @@ def _term_statistics(terms: list[str]) -> _TermStatistics:
         term: f"knowledge:term-chunks:{version}:" + hashlib.sha256(term.encode("utf-8")).hexdigest()
         for term in dict.fromkeys(terms)
     }
-    known = _memo.get_many(version, keys.values())
-    missing = [key for key in keys.values() if key not in known]
-    if missing:
-        known.update(cache.get_many(missing))
+    remembered = _memo.get_many(version, keys.values())
+    missing = [key for key in keys.values() if key not in remembered]
+    known = {**remembered, **(cache.get_many(missing) if missing else {})}
     frequencies: dict[str, int] = {}
     shares: dict[str, float] | None = None
     for term, key in keys.items():
@@ -234,7 +234,8 @@ def _term_statistics(terms: list[str]) -> _TermStatistics:
             )
             cache.set(key, n, _TERM_CACHE_SECONDS)
         frequencies[term] = int(n)
-        _memo.put(version, key, n)
+        if key not in remembered:  # its time in this process runs from the shared read
+            _memo.put(version, key, n)
     return _TermStatistics(
         total=total, average_length=average_length, frequencies=frequencies, bound=bound
     )
