@@ -8,11 +8,11 @@ import logging
 import time
 from typing import Any
 
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from autoglm_site import metrics
 from autoglm_site.catalogues import catalogues_reload_if_changed
+from autoglm_site.consumers import PooledWebsocketConsumer
 from chat import abuse, errors, events, selectors, services
 from chat.asyncdb import in_thread
 from chat.delivery import ReplyDelivery, Watched, coalesced
@@ -58,7 +58,7 @@ _BAD_FRAMES = (
 )
 
 
-class ChatConsumer(AsyncWebsocketConsumer):
+class ChatConsumer(PooledWebsocketConsumer):
     visitor: Visitor | None
     conversation: Conversation | None
 

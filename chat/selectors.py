@@ -197,6 +197,7 @@ def prompt_history(*, reply: Message) -> list[Message]:
         .exclude(role=Message.Role.ASSISTANT, status__in=_UNSEEN)
         .exclude(text="")
         .exclude(_blocked_by_moderation())
+        .select_related("prompt_knowledge")  # what each turn was given: no query per turn
         .order_by("id")
     )
 
@@ -219,11 +220,28 @@ _UNSEEN = (
 
 
 def knowledge_given(*, messages: Sequence[Message]) -> dict[int, list[KnowledgeSnippet]]:
-    """The stored knowledge of earlier visitor messages, by message id."""
-    rows = TurnKnowledge.objects.filter(message__in=[m.pk for m in messages])
+    """The stored knowledge of earlier visitor messages, by message id (read with them where
+    they were fetched with it, as prompt_history does; else in one query)."""
+    rows = [
+        m.prompt_knowledge
+        for m in messages
+        if Message.prompt_knowledge.related.is_cached(m) and stored_knowledge(m) is not None
+    ]
+    unread = [m.pk for m in messages if not Message.prompt_knowledge.related.is_cached(m)]
+    if unread:
+        rows += TurnKnowledge.objects.filter(message__in=unread)
     return {
         row.message_id: [KnowledgeSnippet.from_dict(item) for item in row.snippets] for row in rows
     }
+
+
+def stored_knowledge(message: Message) -> TurnKnowledge | None:
+    """The knowledge stored with a visitor's message, if any (no query where it was fetched
+    with the message)."""
+    try:
+        return message.prompt_knowledge
+    except TurnKnowledge.DoesNotExist:
+        return None
 
 
 @admin_tables_memo(DecodingPreset)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import unicodedata
 import uuid
@@ -19,7 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from autoglm_site.windows import window_hit
-from chat import errors
+from chat import errors, selectors
 from chat.llm.base import Usage
 from chat.models import Conversation, Feedback, Message, TurnKnowledge, Visitor
 from chat.prompts import KnowledgeSnippet
@@ -221,15 +222,13 @@ def message_send(
                 return existing
             _rate_limit_hit(visitor=visitor)
             # Who answers now (an agent may have taken the conversation since this socket
-            # read it): read under the lock that handoff and claim take.
-            state = (
-                Conversation.objects.select_for_update()
-                .filter(pk=conversation.pk)
-                .values("mode", "status")
-                .first()
-            )
+            # read it): read under the lock that handoff and claim take, which the update
+            # takes (and the update returns the row as the lock's previous holder left it).
+            with connection.cursor() as cursor:
+                cursor.execute(_CONVERSATION_TOUCH_SQL, [timezone.now(), conversation.pk])
+                state = cursor.fetchone()
             assert state is not None
-            conversation.mode, conversation.status = state["mode"], state["status"]
+            conversation.mode, conversation.status = state
             message = Message.objects.create(
                 conversation=conversation,
                 role=Message.Role.USER,
@@ -251,7 +250,6 @@ def message_send(
                     reply_to=message,
                     heartbeat_at=timezone.now(),
                 )
-            Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
     except IntegrityError:
         # The same client_id (or opening message) raced in from another socket: that one won.
         if conversation is None:
@@ -268,6 +266,12 @@ def message_send(
         change=change,
         blocked=blocked,
     )
+
+
+_CONVERSATION_TOUCH_SQL = (
+    f"UPDATE {Conversation._meta.db_table} SET updated_at = %s"  # noqa: S608
+    " WHERE id = %s RETURNING mode, status"
+)
 
 
 def _moderation_blocks(*, conversation: Conversation, message: Message) -> bool:
@@ -538,17 +542,24 @@ def turn_knowledge(*, question: Message | None, language: str) -> list[Knowledge
     exactly the same text."""
     if question is None:
         return []
-    stored = TurnKnowledge.objects.filter(message=question).first()
+    stored = selectors.stored_knowledge(question)
     if stored is not None:
         return [KnowledgeSnippet.from_dict(item) for item in stored.snippets]
     snippets = _knowledge_search(query=question.text, language=language)
     # A regenerated reply racing this one may have stored it first: theirs stays, and the
-    # next prompt reads whichever is stored (both came from the same search).
-    TurnKnowledge.objects.bulk_create(
-        [TurnKnowledge(message=question, snippets=[s.as_dict() for s in snippets])],
-        ignore_conflicts=True,
-    )
+    # next prompt reads whichever is stored (both came from the same search). One statement
+    # (the bulk insert's transaction cost two round trips more on every reply).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _TURN_KNOWLEDGE_SQL, [question.pk, json.dumps([s.as_dict() for s in snippets])]
+        )
     return snippets
+
+
+_TURN_KNOWLEDGE_SQL = (
+    f"INSERT INTO {TurnKnowledge._meta.db_table} (message_id, snippets, created_at)"  # noqa: S608
+    " VALUES (%s, %s::jsonb, now()) ON CONFLICT (message_id) DO NOTHING"
+)
 
 
 def query_knowledge(*, query: str, language: str) -> list[KnowledgeSnippet]:

@@ -8,8 +8,7 @@ import logging
 import uuid
 from typing import Any
 
-from channels.generic.websocket import AsyncWebsocketConsumer
-
+from autoglm_site.consumers import PooledWebsocketConsumer
 from chat import errors
 from chat.asyncdb import in_thread
 from chat.replies import group_name
@@ -34,7 +33,7 @@ logger = logging.getLogger(__name__)
 FORBIDDEN_CLOSE_CODE = 4003
 
 
-class InboxConsumer(AsyncWebsocketConsumer):
+class InboxConsumer(PooledWebsocketConsumer):
     profile: AgentProfile
 
     async def connect(self) -> None:

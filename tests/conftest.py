@@ -38,6 +38,22 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _shared_sync_thread_closed() -> Iterator[None]:
+    """After each test, close the database connection of asgiref's shared sync thread.
+
+    A test's own async ORM calls (`await Message.objects.aget(...)`) run on that thread and
+    leave its connection open: the product's consumers do not close it for them
+    (autoglm_site.consumers: their database work runs in chat.asyncdb's pools). Left open,
+    it outlived its test: a later test without database access failed on it, and a
+    transactional test's teardown could wait on it."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)
+
+
+@pytest.fixture(autouse=True)
 def _fast_chat(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
     from chat.llm.fake import FakeBackend
 
