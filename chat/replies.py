@@ -127,6 +127,11 @@ def reply_prompt(reply: Message, *, sampling: Sampling | None = None) -> Complet
     )
 
 
+def _prepared(reply: Message) -> tuple[CompletionRequest, ReplyModerator]:
+    """A claimed reply's request, moderated, and its moderator: one trip to a reply thread."""
+    return reply_moderation(reply_prompt(reply))
+
+
 def prompt_request(
     *,
     language: str,
@@ -343,8 +348,7 @@ class ReplyRunner:
         asked_at: float | None = None
         metrics.REPLIES_STREAMING.inc()
         try:
-            request = await in_reply_thread(reply_prompt)(reply)
-            request, moderated = await in_reply_thread(reply_moderation)(request)
+            request, moderated = await in_reply_thread(_prepared)(reply)
             shown = ReplyFilter(request.reply_language or request.language)
             restored = PlaceholderRestorer(dict(request.pii_originals))
             backend = reply_backend(request)

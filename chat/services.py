@@ -336,19 +336,19 @@ def reply_claim(*, conversation_id: uuid.UUID) -> Message | None:
     the rest is one statement (it sees what the lock's previous holder committed).
     """
     with transaction.atomic():
-        conversation = (
-            Conversation.objects.select_for_update().filter(pk=conversation_id).only("pk").first()
-        )
+        conversation = Conversation.objects.select_for_update().filter(pk=conversation_id).first()
         if conversation is None:
             return None
         now, key = timezone.now(), str(conversation_id)
-        with connection.cursor() as cursor:
-            cursor.execute(_CLAIM_SQL, [now, key, now, now, key, key, _lease_cutoff(), key])
-            row = cursor.fetchone()
-        if row is None:
+        # The claimed row comes back whole from the update (no query more to read it).
+        claimed = list(
+            Message.objects.raw(_CLAIM_SQL, [now, key, now, now, key, key, _lease_cutoff(), key])
+        )
+        if not claimed:
             return None
-        reply = Message.objects.select_related("conversation").get(pk=row[0])
-        reply.more_pending = bool(row[1])
+        reply = claimed[0]
+        reply.more_pending = bool(reply.more_pending)
+        reply.conversation = conversation  # read under the lock, as the reply's prompt wants it
         return reply
 
 
@@ -358,7 +358,7 @@ _CANCELLED, _ASSISTANT = Message.Status.CANCELLED.value, Message.Role.ASSISTANT.
 
 # Cancel the pending replies whose cancel came before they started, then, unless a reply of
 # the conversation is streaming with a live heartbeat, mark the oldest pending one streaming;
-# return it and whether more replies are pending after it. (Only constants are formatted in.)
+# return it whole and whether more replies are pending after it. (Only constants are formatted in.)
 _CLAIM_SQL = f"""
 WITH cancelled AS (
     UPDATE {_T} SET status = '{_CANCELLED}', updated_at = %s
@@ -376,10 +376,10 @@ AND NOT EXISTS (
     SELECT 1 FROM {_T}
     WHERE conversation_id = %s AND status = '{_STREAMING}' AND heartbeat_at >= %s
 )
-RETURNING id, EXISTS (
+RETURNING {_T}.*, EXISTS (
     SELECT 1 FROM {_T} AS later
     WHERE later.conversation_id = %s AND later.status = '{_PENDING}' AND later.id > {_T}.id
-)
+) AS more_pending
 """  # noqa: S608
 
 _CHECKPOINT_SQL = (

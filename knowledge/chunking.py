@@ -7,11 +7,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import regex
+
 from knowledge.embeddings import MODEL_NAME
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？؟])\s*")
+_LETTER = regex.compile(r"\p{L}")
+# The most of an untitled article's first paragraph that stands in for its title.
+LEAD_TOKENS = 64
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,8 @@ class PlannedChunk:
     text: str
     embed_text: str
     content_hash: str
+    # What the title vector embeds (knowledge.services.indexing): the title, or for an article
+    # whose title says nothing in words (a number, a code), the start of its first paragraph.
     title: str = ""
 
 
@@ -106,8 +113,13 @@ def chunk_article(
     """
     planned: list[tuple[str, str]] = []
     sections = _sections(body) or [("", [title])]
+    # A title without a letter ("#4711", "12-3") tells a reader nothing: it is left out of the
+    # embedded text, and the article's first words stand in for it as its title vector, as a
+    # title says what the article is about.
+    named = title if _LETTER.search(title) else ""
+    shown_as = named or _lead(sections, count) or title
     for heading, paragraphs in sections:
-        prefix = "\n".join(part for part in (title, heading) if part)
+        prefix = "\n".join(part for part in (named, heading) if part)
         room = max(budget - count(prefix), 16)
         current = ""
         for paragraph in paragraphs:
@@ -125,7 +137,7 @@ def chunk_article(
             planned.append((heading, current))
     chunks: list[PlannedChunk] = []
     for position, (heading, text) in enumerate(planned):
-        embed_text = "\n".join(part for part in (title, heading, text) if part)
+        embed_text = "\n".join(part for part in (named, heading, text) if part)
         chunks.append(
             PlannedChunk(
                 position=position,
@@ -133,7 +145,16 @@ def chunk_article(
                 text=text,
                 embed_text=embed_text,
                 content_hash=content_hash(language=language, embed_text=embed_text),
-                title=title,
+                title=shown_as,
             )
         )
     return chunks
+
+
+def _lead(sections: list[tuple[str, list[str]]], count: Callable[[str], int]) -> str:
+    """The start (up to LEAD_TOKENS) of the first paragraph with words in it, else ""."""
+    for _heading, paragraphs in sections:
+        for paragraph in paragraphs:
+            if _LETTER.search(paragraph) and not _FENCE.match(paragraph):
+                return _split_long(paragraph, LEAD_TOKENS, count)[0]
+    return ""
