@@ -4,6 +4,8 @@ not written in (a small model drifts into Chinese or Cyrillic mid-sentence)."""
 
 from __future__ import annotations
 
+import regex
+
 from autoglm_site.languages import LANGUAGE_SCRIPTS, SCRIPTS
 from knowledge.text.chinese import traditional
 
@@ -53,14 +55,29 @@ def _letters(text: str) -> str:
     return "".join(ch for ch in text.casefold() if ch.isalnum())
 
 
+_WORD = regex.compile(r"[\p{L}\p{N}]+")
+# A restated question may add one short word ("Sí", "Yes", "Да") and still say nothing more.
+_EXTRA_WORD_LETTERS = 4
+
+
 def echoes_question(reply: str, question: str) -> bool:
     """Whether REPLY only repeats QUESTION (once or more, or a part of it), punctuation and
     spacing aside: what the packaged 1.5B model sometimes writes for a one-line question
-    ("部署網站  部署網站  部署網站")."""
+    ("部署網站  部署網站  部署網站"); or, in a language written with spaces, restates it with
+    its own words and at most one short word more ("¿Necesito software antivirus?" → "Sí,
+    necesito software antivirus.", "Почему мой планшет не распознан?" → "Почему планшет не
+    распознан?"): a claim, or nothing, that no excerpt was needed for."""
     said, asked = _letters(reply), _letters(question)
     if not said or len(asked) < 2:
         return False
     if said in asked:  # a cut-off repetition, not a one-word answer inside the question
         return 2 * len(said) >= len(asked)
     times, rest = divmod(len(said), len(asked))
-    return said == asked * times + asked[:rest]
+    if said == asked * times + asked[:rest]:
+        return True
+    said_words = [word.casefold() for word in _WORD.findall(reply)]
+    asked_words = {word.casefold() for word in _WORD.findall(question)}
+    if len(said_words) < 2 or len(asked_words) < 2 or len(said_words) > len(asked_words) + 1:
+        return False
+    extra = [word for word in said_words if word not in asked_words]
+    return len(extra) <= 1 and all(len(word) <= _EXTRA_WORD_LETTERS for word in extra)

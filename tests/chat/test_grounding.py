@@ -148,6 +148,19 @@ def test_a_reply_that_only_repeats_the_question_is_an_echo() -> None:
     assert not echoes_question("", "Reset my password?")
 
 
+def test_a_reply_that_restates_the_question_in_its_words_is_an_echo() -> None:
+    # Seen from the packaged model (bench/answers.py): the question's words, one short word more.
+    assert echoes_question("Sí, necesito software antivirus.", "¿Necesito software antivirus?")
+    assert echoes_question("Почему планшет не распознан?", "Почему мой планшет не распознан?")
+    assert echoes_question(
+        "Ja, benötige ich Anti-Virus-Software?", "Benötige ich Anti-Virus-Software?"
+    )
+    # An answer says something the question did not.
+    assert not echoes_question("Yes, open Settings.", "Can I turn off location?")
+    assert not echoes_question("Sí, necesito ayuda urgente.", "¿Necesito software antivirus?")
+    assert not echoes_question("Nein, danke", "Benötige ich Anti-Virus-Software?")
+
+
 async def test_an_echoed_question_is_replaced_by_the_answer_from_the_excerpts() -> None:
     await database_sync_to_async(_import)()
     question = "Wie setze ich mein Passwort zurück?"
