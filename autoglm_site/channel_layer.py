@@ -122,10 +122,7 @@ class LocalFirstRedisChannelLayer(RedisChannelLayer):
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         assert self.require_valid_group_name(group), "Group name not valid"
-        remote = await self._remote_members(group)
-        self._send_local(group, message)
-        if remote:
-            await self._send_to(remote, message, group=group)
+        await self._send_members(group, message, remote=await self._remote_members(group))
 
     async def group_send_recoverable(self, group: str, message: dict[str, Any]) -> None:
         """group_send for a message whose receivers recover it when they miss it (a reply's
@@ -144,9 +141,7 @@ class LocalFirstRedisChannelLayer(RedisChannelLayer):
             self._remote_known[group] = (now + self.MEMBERS_FRESH_SECONDS, remote)
         else:
             remote = known[1]
-        self._send_local(group, message)
-        if remote:
-            await self._send_to(remote, message, group=group)
+        await self._send_members(group, message, remote=remote)
 
     # How long group_send_recoverable trusts the members it last read of a group.
     MEMBERS_FRESH_SECONDS = 0.5
@@ -166,9 +161,14 @@ class LocalFirstRedisChannelLayer(RedisChannelLayer):
             if not self._is_local(name)
         ]
 
-    def _send_local(self, group: str, message: dict[str, Any]) -> None:
+    async def _send_members(
+        self, group: str, message: dict[str, Any], *, remote: list[str]
+    ) -> None:
+        """MESSAGE to the group's members in this process, in memory, then to REMOTE."""
         for channel in self._local_members.get(group, ()):
             self.receive_buffer[channel].put_nowait(message)
+        if remote:
+            await self._send_to(remote, message, group=group)
 
     async def _send_to(self, channels: list[str], message: dict[str, Any], *, group: str) -> None:
         by_connection, messages, capacities = self._map_channel_keys_to_connection(

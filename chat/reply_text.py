@@ -4,10 +4,9 @@ not written in (a small model drifts into Chinese or Cyrillic mid-sentence)."""
 
 from __future__ import annotations
 
-import regex
-
 from autoglm_site.languages import LANGUAGE_SCRIPTS, SCRIPTS
 from knowledge.text.chinese import traditional
+from knowledge.text.generic import WORD, fold
 
 # Characters held back at the end of each piece in zh-hant: OpenCC converts by phrase, and a
 # phrase cut between two pieces would be converted character by character (头发 -> 頭發).
@@ -55,7 +54,6 @@ def _letters(text: str) -> str:
     return "".join(ch for ch in text.casefold() if ch.isalnum())
 
 
-_WORD = regex.compile(r"[\p{L}\p{N}]+")
 # A restated question may add one short word ("Sí", "Yes", "Да") and still say nothing more.
 _EXTRA_WORD_LETTERS = 4
 
@@ -75,8 +73,8 @@ def echoes_question(reply: str, question: str) -> bool:
     times, rest = divmod(len(said), len(asked))
     if said == asked * times + asked[:rest]:
         return True
-    said_words = [word.casefold() for word in _WORD.findall(reply)]
-    asked_words = {word.casefold() for word in _WORD.findall(question)}
+    said_words = [fold(word) for word in WORD.findall(reply)]
+    asked_words = {fold(word) for word in WORD.findall(question)}
     if len(said_words) < 2 or len(asked_words) < 2 or len(said_words) > len(asked_words) + 1:
         return False
     extra = [word for word in said_words if word not in asked_words]

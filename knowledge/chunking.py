@@ -7,14 +7,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import regex
-
+from autoglm_site.languages import letter_count
 from knowledge.embeddings import MODEL_NAME
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？؟])\s*")
-_LETTER = regex.compile(r"\p{L}")
 # The most of an untitled article's first paragraph that stands in for its title.
 LEAD_TOKENS = 64
 
@@ -116,7 +114,7 @@ def chunk_article(
     # A title without a letter ("#4711", "12-3") tells a reader nothing: it is left out of the
     # embedded text, and the article's first words stand in for it as its title vector, as a
     # title says what the article is about.
-    named = title if _LETTER.search(title) else ""
+    named = title if letter_count(title) else ""
     shown_as = named or _lead(sections, count) or title
     for heading, paragraphs in sections:
         prefix = "\n".join(part for part in (named, heading) if part)
@@ -155,6 +153,6 @@ def _lead(sections: list[tuple[str, list[str]]], count: Callable[[str], int]) ->
     """The start (up to LEAD_TOKENS) of the first paragraph with words in it, else ""."""
     for _heading, paragraphs in sections:
         for paragraph in paragraphs:
-            if _LETTER.search(paragraph) and not _FENCE.match(paragraph):
+            if letter_count(paragraph) and not _FENCE.match(paragraph):
                 return _split_long(paragraph, LEAD_TOKENS, count)[0]
     return ""
