@@ -110,7 +110,7 @@ class ChatConsumer(PooledWebsocketConsumer):
             self.watchdog.cancel()
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
-            await self._presence(joined=False)
+            self._presence(joined=False)
 
     async def watched(self, ids: list[int]) -> Watched:
         """The watchdog's look at the replies this socket waits on (one query for all the
@@ -268,7 +268,7 @@ class ChatConsumer(PooledWebsocketConsumer):
             messages = await self.delivery.snapshot(stored)
         elif self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
-            await self._presence(joined=False)
+            self._presence(joined=False)
             self.group = None
         self.conversation = conversation
         state = await in_thread(inbox_live.conversation_state)(
@@ -303,9 +303,6 @@ class ChatConsumer(PooledWebsocketConsumer):
             client_id=frame.client_id,
             text=frame.text,
         )
-        if self.conversation is None or self.conversation.pk != result.conversation.pk:
-            self.conversation = result.conversation
-            await self.join(result.conversation)
         self.delivery.sent_whole(result.message.pk, len(result.message.text))
         if result.reply is not None:
             self.delivery.expect(result.reply.pk)
@@ -320,6 +317,10 @@ class ChatConsumer(PooledWebsocketConsumer):
             }
         )
         metrics.observe_since(metrics.MESSAGE_ACK_SECONDS, received)
+        # Joined after the ack (a first message opens the conversation): the ack waits on
+        # nothing but the store, and the reply starts (kick, below) only once joined.
+        self.conversation = result.conversation
+        await self.join(result.conversation)
         if result.blocked:  # stored (acknowledged above), but the assistant will not answer it
             await self.send_error(errors.MessageBlocked(), message_id=result.message.pk)
         if result.created:
@@ -436,23 +437,24 @@ class ChatConsumer(PooledWebsocketConsumer):
             return
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
-            await self._presence(joined=False)
+            self._presence(joined=False)
         await self.channel_layer.group_add(name, self.channel_name)
         self.group = name
         self.presence_of = conversation.pk
-        await self._presence(joined=True)
+        self._presence(joined=True)
 
-    async def _presence(self, *, joined: bool) -> None:
-        """Agents see whether the visitor is here (inbox.live.visitor_online); best effort."""
+    def _presence(self, *, joined: bool) -> None:
+        """Agents see whether the visitor is here (inbox.live.visitor_online); best effort, and
+        in the background: a first message's ack and its reply do not wait on it (at 500
+        conversations opening at once, the cache's round trips queued for seconds). Each
+        change waits for this socket's previous one, so a leave never overtakes its join."""
         conversation_id = getattr(self, "presence_of", None)
         if conversation_id is None:
             return
-        try:
-            await inbox_live.presence_change(conversation_id=conversation_id, joined=joined)
-        except Exception:
-            logger.warning(
-                "presence of conversation %s not updated", conversation_id, exc_info=True
-            )
+        previous = getattr(self, "presence_task", None)
+        self.presence_task = asyncio.create_task(
+            _presence_change(previous, conversation_id=conversation_id, joined=joined)
+        )
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
         if frame.get("type") != "pong":
@@ -480,3 +482,14 @@ async def _reply_states(ids: list[int]) -> dict[int, events.DoneEvent | str]:
     return await in_thread(selectors.replies_watched)(
         ids=ids, lease_seconds=settings.CHAT_REPLY_LEASE_SECONDS
     )
+
+
+async def _presence_change(
+    previous: asyncio.Task[None] | None, *, conversation_id: Any, joined: bool
+) -> None:
+    if previous is not None:
+        await asyncio.wait([previous])  # it logs its own failure
+    try:
+        await inbox_live.presence_change(conversation_id=conversation_id, joined=joined)
+    except Exception:
+        logger.warning("presence of conversation %s not updated", conversation_id, exc_info=True)

@@ -60,6 +60,22 @@ async def test_message_is_stored_before_ack() -> None:
     await communicator.disconnect()
 
 
+async def test_a_stuck_presence_update_holds_up_neither_the_ack_nor_the_reply() -> None:
+    # Presence (agents see the visitor is here) is best effort: the first message's ack and
+    # its reply must not wait on the cache round trips it takes.
+    stuck = asyncio.Event()
+
+    async def presence_change(**_kwargs: object) -> None:
+        await stuck.wait()
+
+    communicator, _welcome = await _start()
+    with mock.patch("chat.consumers.inbox_live.presence_change", presence_change):
+        ack, frames = await _ask(communicator, "p1", "Hello there")
+        assert ack["reply_id"] and frames[-1]["status"] == "complete"
+        stuck.set()
+    await communicator.disconnect()
+
+
 async def test_no_ack_when_storing_fails() -> None:
     communicator, _welcome = await _start()
     with mock.patch("chat.services.Message.objects.create", side_effect=RuntimeError("disk full")):
