@@ -342,6 +342,23 @@ def report(runs: list[ConversationRun], *, args: argparse.Namespace, wall: float
     print(f"reply chars/s           {chars / span if span > 0 else 0:.0f}")
     print("latency (client-measured from sending the message)")
     print(row("ack", ack))
+    # A conversation's first message comes while the others open (hellos, the ramp); the
+    # later ones while replies stream: their acks wait on different things.
+    for label, part in (
+        ("ack, first messages", slice(0, 1)),
+        ("ack, later messages", slice(1, None)),
+    ):
+        print(
+            row(
+                label,
+                [
+                    (t.ack_at - t.sent_at) * 1000
+                    for run in runs
+                    for t in run.turns[part]
+                    if t.sent_at and t.ack_at
+                ],
+            )
+        )
     print(row("first delta (client)", ttfd))
     print(row("backend first token (backend_ttft_ms)", backend_ttft))
     print(row("server first token (done ttft_ms)", server_ttft))

@@ -320,6 +320,20 @@ class ChatConsumer(PooledWebsocketConsumer):
         # Joined after the ack (a first message opens the conversation): the ack waits on
         # nothing but the store, and the reply starts (kick, below) only once joined.
         self.conversation = result.conversation
+        try:
+            await self._after_ack(result)
+        except Exception:
+            # Stored and acknowledged: no error for the message now. Closed, the client
+            # reconnects and its hello joins the conversation and resumes its pending reply.
+            logger.warning(
+                "message %s acknowledged, then joining or starting its reply failed:"
+                " closing the socket to resynchronise",
+                result.message.pk,
+                exc_info=True,
+            )
+            await self.close(code=RESYNC_CLOSE_CODE)
+
+    async def _after_ack(self, result: services.SendResult) -> None:
         await self.join(result.conversation)
         if result.blocked:  # stored (acknowledged above), but the assistant will not answer it
             await self.send_error(errors.MessageBlocked(), message_id=result.message.pk)

@@ -76,6 +76,26 @@ async def test_a_stuck_presence_update_holds_up_neither_the_ack_nor_the_reply() 
     await communicator.disconnect()
 
 
+async def test_a_failure_after_the_ack_closes_the_socket_and_the_hello_resumes_the_reply() -> None:
+    communicator, welcome = await _start()
+    with mock.patch("chat.consumers.ChatConsumer.join", side_effect=ConnectionError("redis")):
+        await send(communicator, {"type": "message", "client_id": "j1", "text": "Hello there"})
+        ack = await receive(communicator)
+        # Stored and acknowledged: no error frame for it, the socket is closed to resync.
+        assert ack["type"] == "ack"
+        closed = await communicator.receive_output(timeout=5)
+    assert closed == {"type": "websocket.close", "code": 4000}
+    await communicator.disconnect()
+    again = await connect()
+    resumed = await hello(
+        again, locale="en", token=welcome["token"], conversation_id=ack["conversation_id"]
+    )
+    assert ack["message_id"] in [m["id"] for m in resumed["messages"]]
+    frames = await receive_until(again, "done")
+    assert frames[-1]["message_id"] == ack["reply_id"] and frames[-1]["status"] == "complete"
+    await again.disconnect()
+
+
 async def test_no_ack_when_storing_fails() -> None:
     communicator, _welcome = await _start()
     with mock.patch("chat.services.Message.objects.create", side_effect=RuntimeError("disk full")):
