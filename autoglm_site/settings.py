@@ -367,6 +367,10 @@ CHAT_CHECKPOINT_MS = env_float("CHAT_CHECKPOINT_MS", 500.0, minimum=10)
 ADMIN_TABLES_MEMO_SECONDS = env_float("ADMIN_TABLES_MEMO_SECONDS", 10.0, minimum=0)
 CHAT_SOCKET_THREADS = env_int("CHAT_SOCKET_THREADS", 4, minimum=1)
 CHAT_REPLY_THREADS = env_int("CHAT_REPLY_THREADS", 2, minimum=1)
+# Processes of each Daphne process that prepare reply prompts (chat/prompt_process.py): the
+# knowledge search and prompt assembly run beside the sockets' event loop, not under its GIL.
+# 0: on the reply threads.
+CHAT_PROMPT_PROCESSES = env_int("CHAT_PROMPT_PROCESSES", 0 if EMBEDDED else 1, minimum=0)
 CHAT_REPLY_LEASE_SECONDS = env_float("CHAT_REPLY_LEASE_SECONDS", 15.0, minimum=1)
 CHAT_CONTEXT_BUDGET_TOKENS = env_int("CHAT_CONTEXT_BUDGET_TOKENS", 3000, minimum=256)
 CHAT_ASSISTANT_NAME = env_str("CHAT_ASSISTANT_NAME", "Aurora")

@@ -24,7 +24,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from autoglm_site import metrics
-from chat import events, selectors, services
+from chat import events, prompt_process, selectors, services
 from chat.asyncdb import in_reply_thread, in_thread
 from chat.glossary import glossary_prompt
 from chat.language import message_is_short, reply_language
@@ -130,6 +130,16 @@ def reply_prompt(reply: Message, *, sampling: Sampling | None = None) -> Complet
 def _prepared(reply: Message) -> tuple[CompletionRequest, ReplyModerator]:
     """A claimed reply's request, moderated, and its moderator: one trip to a reply thread."""
     return reply_moderation(reply_prompt(reply))
+
+
+async def _prepare(reply: Message) -> tuple[CompletionRequest, ReplyModerator]:
+    """_prepared, in a prompt process when there are some (chat.prompt_process), else (or
+    when that process died meanwhile) on a reply thread."""
+    if prompt_process.enabled():
+        done = await prompt_process.prepared_in_process(reply)
+        if done is not None:
+            return done
+    return await in_reply_thread(_prepared)(reply)
 
 
 def prompt_request(
@@ -348,7 +358,7 @@ class ReplyRunner:
         asked_at: float | None = None
         metrics.REPLIES_STREAMING.inc()
         try:
-            request, moderated = await in_reply_thread(_prepared)(reply)
+            request, moderated = await _prepare(reply)
             shown = ReplyFilter(request.reply_language or request.language)
             restored = PlaceholderRestorer(dict(request.pii_originals))
             backend = reply_backend(request)

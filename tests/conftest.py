@@ -66,6 +66,9 @@ def _fast_chat(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
     # where they are meant (tests/chat/test_grounding.py).
     settings.CHAT_NO_KNOWLEDGE_REPLY = "model"
     settings.CHAT_EXTRACTIVE_LANGUAGES = ()
+    # Prompts on the reply threads, where tests' mocks and settings reach them (the prompt
+    # processes are tested in tests/chat/test_prompt_process.py).
+    settings.CHAT_PROMPT_PROCESSES = 0
     FakeBackend.reset()
     from django.core.cache import cache
 
