@@ -54,4 +54,20 @@ def _warm_up() -> None:
         logging.getLogger(__name__).warning("warming up the query embedder failed", exc_info=True)
 
 
-threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
+def _warm_up_prompt_process() -> None:
+    from chat import prompt_process
+
+    try:
+        prompt_process.warm_up()
+    except Exception:
+        logging.getLogger(__name__).warning("starting the prompt process failed", exc_info=True)
+
+
+# Where prompts are prepared in a prompt process, the embedder is loaded there (this process
+# loads it only should it prepare one itself, its worker having died).
+from chat import prompt_process  # noqa: E402
+
+if prompt_process.enabled():
+    threading.Thread(target=_warm_up_prompt_process, name="warm-up", daemon=True).start()
+else:
+    threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()

@@ -96,6 +96,18 @@ def _worker_prepare(reply: Message) -> tuple[CompletionRequest, ReplyModerator]:
         close_old_connections()
 
 
+def _worker_warm() -> None:
+    from knowledge.embeddings import embed_query
+
+    embed_query("warm up")  # the first visitor's search would wait for the model to load
+
+
+def warm_up() -> None:
+    """Start the prompt processes now and load their query embedder (a Daphne process's
+    start): the first reply does not wait for Django and the model to load."""
+    _get_pool().submit(_worker_warm).result()
+
+
 def _get_pool() -> ProcessPoolExecutor:
     global _pool
     with _lock:
