@@ -10,8 +10,9 @@ never queue behind reply preparation, checkpoints and finishes (`in_reply_thread
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from functools import cache
 from typing import ParamSpec, TypeVar
 
@@ -24,9 +25,25 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+_created: list[tuple[ThreadPoolExecutor, int]] = []
+
+
 @cache
 def _pool(name: str, workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+    _created.append((pool, workers))
+    return pool
+
+
+def pools_drain(timeout: float = 30.0) -> None:
+    """Wait until every call given to the pools so far has finished: each thread of each
+    pool takes one barrier task, which the queue hands out only after the earlier work. (Tests
+    call it after a test's event loop is closed, before the database is emptied: a cancelled
+    coroutine's call goes on in its thread, and its statement could deadlock the TRUNCATE.)"""
+    for pool, workers in list(_created):
+        barrier = threading.Barrier(workers)
+        futures = [pool.submit(barrier.wait, timeout) for _ in range(workers)]
+        wait(futures, timeout=timeout)
 
 
 def _on(name: str, workers: int, func: Callable[P, R]) -> Callable[P, Awaitable[R]]:

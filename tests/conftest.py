@@ -54,6 +54,19 @@ def _shared_sync_thread_closed() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _pool_threads_done(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test, before its database is emptied: the calls its (now cancelled) coroutines
+    left running in the chat's thread pools have finished. A reply's claim still running in
+    a reply thread deadlocked the teardown's TRUNCATE (then the next test found its rows)."""
+    if request.node.get_closest_marker("django_db"):
+        request.getfixturevalue("_django_db_helper")  # set up first: torn down after this
+    yield
+    from chat.asyncdb import pools_drain
+
+    pools_drain()
+
+
+@pytest.fixture(autouse=True)
 def _fast_chat(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
     from chat.llm.fake import FakeBackend
 
