@@ -45,29 +45,20 @@ application = ProtocolTypeRouter(
 
 def _warm_up() -> None:
     """Load the query embedder now, in the background: the first visitor's search would
-    otherwise wait for it (a few seconds of CPU), and every process pays it once."""
-    try:
-        from knowledge.embeddings import embed_query
-
-        embed_query("warm up")
-    except Exception:  # a failure here shows again, with its cause, on the first search
-        logging.getLogger(__name__).warning("warming up the query embedder failed", exc_info=True)
-
-
-def _warm_up_prompt_process() -> None:
+    otherwise wait for it (a few seconds of CPU), and every process pays it once. Where
+    prompts are prepared in a prompt process, it is loaded there instead (this process loads
+    it only should it prepare one itself, its worker having died)."""
     from chat import prompt_process
 
     try:
-        prompt_process.warm_up()
-    except Exception:
-        logging.getLogger(__name__).warning("starting the prompt process failed", exc_info=True)
+        if prompt_process.enabled():
+            prompt_process.warm_up()
+        else:
+            from knowledge.embeddings import embed_query
+
+            embed_query("warm up")
+    except Exception:  # a failure here shows again, with its cause, on the first reply
+        logging.getLogger(__name__).warning("warming up the query embedder failed", exc_info=True)
 
 
-# Where prompts are prepared in a prompt process, the embedder is loaded there (this process
-# loads it only should it prepare one itself, its worker having died).
-from chat import prompt_process  # noqa: E402
-
-if prompt_process.enabled():
-    threading.Thread(target=_warm_up_prompt_process, name="warm-up", daemon=True).start()
-else:
-    threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()
+threading.Thread(target=_warm_up, name="warm-up", daemon=True).start()

@@ -52,9 +52,6 @@ def _worker_start(parent_pid: int, parent: dict[str, Any]) -> None:
     for name, value in parent.items():  # before the apps load (they may read DATABASES)
         setattr(worker_settings, name, value)
     django.setup()
-    # The connections' own copy, should an app have read the settings while loading.
-    for alias, config in parent.get("DATABASES", {}).items():
-        connections.settings[alias] = config
     threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
 
 
