@@ -100,6 +100,15 @@ def _prepare(args: argparse.Namespace, env: dict[str, str], hidden: set[str]) ->
     articles = _jsonl(args.devset / "articles.jsonl")
     english = [a for a in articles if a["lang"] == "en"]
     url_to_key = {a["url"]: a["article_key"] for a in english}
+    # The server's own words (the no-knowledge reply, the extractive answer's lines) come from
+    # the compiled catalogues: without them every language would be judged on English text.
+    subprocess.run(
+        [args.python, "manage.py", "compilemessages", "--ignore=.venv"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     if args.keep_index:
         return url_to_key
     work = Path(tempfile.mkdtemp(prefix="answers-"))

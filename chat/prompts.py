@@ -76,6 +76,12 @@ _NO_KNOWLEDGE = (
 )
 
 
+_ANSWER_NOTE = (
+    "[Answer from the excerpts above: give the steps or facts they state, in {language}, in "
+    "your own words. Do not repeat the question.]"
+)
+
+
 def turn_note(*, text: str, conversation_language: str, knowledge_found: bool) -> str:
     """The per-question instructions after the knowledge: the reply language (detected from
     the visitor's own words), that language's glossary when it is not the conversation's,
@@ -89,6 +95,11 @@ def turn_note(*, text: str, conversation_language: str, knowledge_found: bool) -
     language = reply_language(text=text, conversation_language=conversation_language)
     name = translation.get_language_info(language)["name"]
     lines = [f"[Reply in {name}.]"]
+    if knowledge_found:
+        # The packaged 1.5B model answers a one-line question by repeating it about one time
+        # in five ("Benötige ich Anti-Virus-Software?" → "Ja, benötige ich ..."): told so here,
+        # after the excerpts, where it reads last (bench/answers.py, docs/benchmarks.md).
+        lines.append(_ANSWER_NOTE.format(language=name))
     if language != conversation_language:
         glossary = glossary_prompt(language=language)
         if glossary:

@@ -161,13 +161,44 @@ def test_a_reply_that_restates_the_question_in_its_words_is_an_echo() -> None:
     assert not echoes_question("Nein, danke", "Benötige ich Anti-Virus-Software?")
 
 
+async def test_an_echoed_question_is_asked_again_and_the_second_answer_replaces_it() -> None:
+    await database_sync_to_async(_import)()
+    question = "Wie setze ich mein Passwort zurück?"
+    answer = "Klicken Sie auf der Anmeldeseite auf „Passwort vergessen“."
+    FakeBackend.script.extend([f"{question} {question}", answer])
+    text, done = await _ask("de", question)
+    assert done["status"] == "complete" and done["finish_reason"] == "echo"
+    assert text == answer
+    first, second = FakeBackend.requests
+    # The second request is the first, then the echo and what was wrong with it.
+    assert list(second.messages[: len(first.messages)]) == list(first.messages)
+    assert second.messages[-2].role == "assistant" and question in second.messages[-2].content
+    assert second.messages[-1].role == "user"
+    assert "only repeats my question" in second.messages[-1].content
+    assert "German" in second.messages[-1].content
+    stored = await database_sync_to_async(Message.objects.get)(pk=done["message_id"])
+    assert stored.text == answer and stored.finish_reason == "echo"
+
+
 async def test_an_echoed_question_is_replaced_by_the_answer_from_the_excerpts() -> None:
     await database_sync_to_async(_import)()
     question = "Wie setze ich mein Passwort zurück?"
-    FakeBackend.script.append(f"{question} {question}")
+    FakeBackend.script.extend([f"{question} {question}", f"Ja, {question}"])  # twice an echo
     text, done = await _ask("de", question)
     assert done["status"] == "complete" and done["finish_reason"] == "echo"
+    assert len(FakeBackend.requests) == 2
     assert question not in text
     assert "Resetting your password (https://help.example/en/pw)" in text
     stored = await database_sync_to_async(Message.objects.get)(pk=done["message_id"])
     assert stored.text == text and stored.finish_reason == "echo"
+
+
+async def test_a_second_answer_that_fails_leaves_the_answer_from_the_excerpts() -> None:
+    from chat.llm.base import LLMError
+
+    await database_sync_to_async(_import)()
+    question = "Wie setze ich mein Passwort zurück?"
+    FakeBackend.script.extend([question, LLMError("engine down", code="engine_down")])
+    text, done = await _ask("de", question)
+    assert done["status"] == "complete" and done["finish_reason"] == "echo"
+    assert "Resetting your password (https://help.example/en/pw)" in text

@@ -73,6 +73,25 @@ def test_next_prompt_starts_with_previous_prompt_and_reply() -> None:
         previous_prompt = prompt
 
 
+def test_the_turn_note_asks_for_an_answer_only_when_excerpts_came_with_the_question() -> None:
+    from chat.prompts import turn_note
+
+    found = turn_note(
+        text="Comment supprimer mon compte ?", conversation_language="fr", knowledge_found=True
+    )
+    assert found.startswith("[Reply in French.]")
+    assert "Do not repeat the question" in found and "in French" in found
+    assert "No knowledge-base excerpt" not in found
+    missing = turn_note(
+        text="Comment supprimer mon compte ?", conversation_language="fr", knowledge_found=False
+    )
+    assert "Do not repeat the question" not in missing and "No knowledge-base excerpt" in missing
+    # Deterministic: the stored turn renders the same bytes in every later prompt.
+    assert found == turn_note(
+        text="Comment supprimer mon compte ?", conversation_language="fr", knowledge_found=True
+    )
+
+
 def test_naive_layout_changes_the_top_every_turn() -> None:
     messages = conversation(3)
     first = naive_prompt_build(language="en", history=messages[:3], knowledge=KB[3], turn_number=2)
