@@ -524,9 +524,13 @@ async def _answer_again(
         return ""
     tail = shown.flush()
     text += checked.feed(restored.feed(tail) + restored.flush()) + checked.flush()
-    if checked.blocked or not text.strip() or echoes_question(text, request.query):
+    if checked.blocked or echoes_question(text, request.query):
         return ""
-    return text
+    # Not yet shown, so a first line that only restates the question again can go.
+    first, _newline, rest = text.strip().partition("\n")
+    if rest.strip() and echoes_question(first, request.query):
+        text = rest
+    return text.strip()
 
 
 def backend_kind(replica: str) -> str:

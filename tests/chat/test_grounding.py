@@ -180,6 +180,15 @@ async def test_an_echoed_question_is_asked_again_and_the_second_answer_replaces_
     assert stored.text == answer and stored.finish_reason == "echo"
 
 
+async def test_a_second_answer_loses_a_first_line_that_restates_the_question() -> None:
+    await database_sync_to_async(_import)()
+    question = "Wie setze ich mein Passwort zurück?"
+    answer = "Klicken Sie auf der Anmeldeseite auf „Passwort vergessen“."
+    FakeBackend.script.extend([question, f"Ja, {question}\n\n{answer}"])
+    text, done = await _ask("de", question)
+    assert done["finish_reason"] == "echo" and text == answer
+
+
 async def test_an_echoed_question_is_replaced_by_the_answer_from_the_excerpts() -> None:
     await database_sync_to_async(_import)()
     question = "Wie setze ich mein Passwort zurück?"
