@@ -27,6 +27,7 @@ Labels used below:
     queue          the name of a queue of this process (e.g. "engine", "socket_threads",
                    "reply_threads")
     status         a finished sync run's status: "succeeded", "partial", "failed"
+    outcome        a second opinion's: "agreed", "disagreed"
 
 The metrics (Python name: exposed name, type, labels; what it measures):
 
@@ -66,6 +67,10 @@ The metrics (Python name: exposed name, type, labels; what it measures):
         Errors by code.
     KNOWLEDGE_SEARCH_SECONDS: autoglm_knowledge_search_seconds, histogram
         One knowledge.search.chunk_search call (keyword and vector sides, fusion, snippets).
+    KNOWLEDGE_SECOND_OPINIONS: autoglm_knowledge_second_opinions_total, counter {outcome}
+        Searches whose best hit was checked by the secondary embedder
+        (knowledge.search.second_opinion_needed): "agreed" (it stayed relevant) or
+        "disagreed" (nothing was relevant).
     KNOWLEDGE_SYNC_RUNS: autoglm_knowledge_sync_runs_total, counter {status}
         Source sync runs finished, by status (counted when a SyncRun is saved with a finished
         status for the first time, after commit).
@@ -235,6 +240,11 @@ CHANNEL_LAYER_SEND_SECONDS = Histogram(
 ERRORS = Counter("autoglm_errors_total", "Errors by code.", ("code",))
 KNOWLEDGE_SEARCH_SECONDS = Histogram(
     "autoglm_knowledge_search_seconds", "One knowledge search.", buckets=_SEARCH_BUCKETS
+)
+KNOWLEDGE_SECOND_OPINIONS = Counter(
+    "autoglm_knowledge_second_opinions_total",
+    "Searches whose best hit the secondary embedder checked, by outcome.",
+    ("outcome",),
 )
 KNOWLEDGE_SYNC_RUNS = Counter(
     "autoglm_knowledge_sync_runs_total", "Source sync runs finished, by status.", ("status",)

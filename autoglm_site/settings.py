@@ -522,6 +522,11 @@ KNOWLEDGE_RELEVANT_MARGIN = env_float("KNOWLEDGE_RELEVANT_MARGIN", 0.05, minimum
 KNOWLEDGE_RELEVANT_SIMILARITY_SECONDARY = env_float(
     "KNOWLEDGE_RELEVANT_SIMILARITY_SECONDARY", 0.855, minimum=0
 )
+# A best hit under this similarity that leads the runner-up by less than the margin is
+# relevant only when the secondary embedder's nearest title is of the same article
+# (knowledge.search.second_opinion_needed); 0 never asks it.
+KNOWLEDGE_CONFIRM_BELOW = env_float("KNOWLEDGE_CONFIRM_BELOW", 0.75, minimum=0)
+KNOWLEDGE_CONFIRM_MARGIN = env_float("KNOWLEDGE_CONFIRM_MARGIN", 0.15, minimum=0)
 # The keyword side's weight in the score fusion (0 = vectors only).
 KNOWLEDGE_KEYWORD_WEIGHT = env_float("KNOWLEDGE_KEYWORD_WEIGHT", 0.2, minimum=0)
 # Product names declared by the company (the glossary's "do not translate" terms): a dotted

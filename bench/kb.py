@@ -262,7 +262,20 @@ def _search_figures(args: argparse.Namespace, chunk_search: Any, total_chunks: i
             f"recall@5 {kind}-language: {sum(values)}/{len(values)} = {sum(values) / len(values):.2f}"
         )
 
-    # 6. Search latency (end to end: detect/tokenise, embed the query, 2 SQL queries, fusion).
+    # 6. Search latency (end to end: detect/tokenise, embed the query, 2 SQL queries, fusion;
+    # and the secondary's query and HNSW lookup on the searches that ask a second opinion,
+    # counted here).
+    from knowledge import search
+
+    asked = 0
+    secondary_choice = search._secondary_choice
+
+    def counted(query: str) -> int | None:
+        nonlocal asked
+        asked += 1
+        return secondary_choice(query)
+
+    search._secondary_choice = counted  # type: ignore[assignment]
     latencies = []
     for i in range(args.queries):
         question = questions[i % len(questions)]
@@ -271,7 +284,8 @@ def _search_figures(args: argparse.Namespace, chunk_search: Any, total_chunks: i
         latencies.append((time.perf_counter() - start) * 1000)
     print(
         f"search latency over {args.queries} queries at {total_chunks} chunks: "
-        f"p50 {statistics.median(latencies):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms"
+        f"p50 {statistics.median(latencies):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms; "
+        f"{asked} asked a second opinion"
     )
 
 

@@ -44,6 +44,7 @@ from chat.llm.extractive import ExtractiveBackend, request_answer
 from chat.models import Conversation, DecodingPreset, Message
 from chat.prompts import MAX_STOPS, PROMPT_MARKERS, KnowledgeSnippet, prompt_build, turn_note
 from chat.reply_text import ReplyFilter, echoes_question
+from moderation.matching import Rule
 from moderation.services import reply_hits_record, safe_reply
 from moderation.streaming import ReplyModerator, reply_moderation
 from privacy.masking import PiiMasker, PlaceholderRestorer
@@ -236,6 +237,28 @@ def reply_backend(request: CompletionRequest) -> LLMBackend:
     return get_backend()
 
 
+class ShownText:
+    """What the visitor is shown of a reply to REQUEST that streams in pieces: feed it each
+    piece in order, then flush() for the rest. Each piece passes the script filter (and
+    Traditional characters), then has its PII placeholders restored, then MODERATED (which
+    says whether the reply is blocked and what it noted)."""
+
+    def __init__(self, request: CompletionRequest, moderated: ReplyModerator) -> None:
+        self.moderated = moderated
+        self._filtered = ReplyFilter(request.reply_language or request.language)
+        self._restored = PlaceholderRestorer(dict(request.pii_originals))
+
+    def feed(self, text: str, *, verbatim: bool = False) -> str:
+        piece = self._filtered.feed(text, verbatim=verbatim) if text else ""
+        piece = self._restored.feed(piece) if piece else ""
+        return self.moderated.feed(piece) if piece else ""
+
+    def flush(self) -> str:
+        tail = self._filtered.flush()
+        tail = self._restored.feed(tail) + self._restored.flush()
+        return self.moderated.feed(tail) + self.moderated.flush()
+
+
 class ReplyRunner:
     """Per event loop: one generation task per conversation, replies taken in order."""
 
@@ -352,15 +375,12 @@ class ReplyRunner:
             last_flush = time.monotonic()
 
         pump_task: asyncio.Task[None] | None = None
-        shown: ReplyFilter | None = None
-        restored: PlaceholderRestorer | None = None
         moderated: ReplyModerator | None = None
         asked_at: float | None = None
         metrics.REPLIES_STREAMING.inc()
         try:
             request, moderated = await _prepare(reply)
-            shown = ReplyFilter(request.reply_language or request.language)
-            restored = PlaceholderRestorer(dict(request.pii_originals))
+            shown = ShownText(request, moderated)
             backend = reply_backend(request)
             replica = str(getattr(backend, "name", "") or type(backend).__name__)
             asked_at = time.monotonic()
@@ -391,9 +411,7 @@ class ReplyRunner:
                     logger.warning("reply %s failed: %s: %s", reply.pk, error_code, item)
                     break
                 if isinstance(item, Chunk):
-                    piece = shown.feed(item.text, verbatim=item.verbatim) if item.text else ""
-                    piece = restored.feed(piece) if piece else ""
-                    piece = moderated.feed(piece) if piece else ""
+                    piece = shown.feed(item.text, verbatim=item.verbatim)
                     if piece:
                         if ttft_ms is None:
                             ttft_ms = (time.monotonic() - started) * 1000
@@ -418,12 +436,9 @@ class ReplyRunner:
                     if stop:
                         status = Message.Status.CANCELLED
                         break
-            if shown is not None:
-                tail = shown.flush()
-                tail = restored.feed(tail) + restored.flush() if restored else tail
-                pending += moderated.feed(tail) + moderated.flush() if moderated else tail
+            pending += shown.flush()
             replacement = ""
-            if moderated is not None and moderated.blocked:
+            if moderated.blocked:
                 replacement = safe_reply(language=request.reply_language or request.language)
                 finish_reason = "content_filter"
             elif status == Message.Status.COMPLETE and echoes_question(
@@ -433,7 +448,7 @@ class ReplyRunner:
                 # more, told so; what it repeats again is answered from the excerpts instead
                 # (or honestly, that there are none).
                 replacement = await _answer_again(
-                    request, backend, text + pending, moderated
+                    request, backend, text + pending, moderated.rules
                 ) or request_answer(request)
                 finish_reason = "echo"
             if replacement:
@@ -493,7 +508,7 @@ _ANSWER_AGAIN = (
 
 
 async def _answer_again(
-    request: CompletionRequest, backend: LLMBackend, echoed: str, moderated: ReplyModerator | None
+    request: CompletionRequest, backend: LLMBackend, echoed: str, rules: tuple[Rule, ...]
 ) -> str:
     """The model's second answer to REQUEST after ECHOED (its first, a repeat of the question),
     filtered as the first was (scripts, PII placeholders, moderation); "" when there are no
@@ -509,21 +524,18 @@ async def _answer_again(
         ChatTurn(role="user", content=_ANSWER_AGAIN.format(language=name)),
     ]
     again = dataclasses.replace(request, messages=turns)
-    shown = ReplyFilter(language)
-    restored = PlaceholderRestorer(dict(request.pii_originals))
-    checked = ReplyModerator(moderated.rules if moderated is not None else ())
+    checked = ReplyModerator(rules)
+    shown = ShownText(request, checked)
     text = ""
     try:
         async for chunk in backend.stream(again):
             if chunk.finish_reason == "content_filter":
                 return ""
-            if chunk.text:
-                text += checked.feed(restored.feed(shown.feed(chunk.text, verbatim=chunk.verbatim)))
+            text += shown.feed(chunk.text, verbatim=chunk.verbatim)
     except Exception as exc:  # the answer from the excerpts follows: nothing is lost
         logger.info("second answer after an echo failed: %s", exc)
         return ""
-    tail = shown.flush()
-    text += checked.feed(restored.feed(tail) + restored.flush()) + checked.flush()
+    text += shown.flush()
     if checked.blocked or echoes_question(text, request.query):
         return ""
     # Not yet shown, so a first line that only restates the question again can go.

@@ -19,7 +19,7 @@ from django.utils import translation
 from django.utils.module_loading import import_string
 
 from autoglm_site.languages import script_counts
-from autoglm_site.metrics import KNOWLEDGE_SEARCH_SECONDS, timed
+from autoglm_site.metrics import KNOWLEDGE_SEARCH_SECONDS, KNOWLEDGE_SECOND_OPINIONS, timed
 from knowledge import embeddings
 from knowledge.models import Article, Chunk
 from knowledge.text import detect_language, normalize_language, tokenize
@@ -468,6 +468,42 @@ def relevance_marks(similarities: list[float], *, leading: bool = True) -> list[
     return [similarity >= bar for similarity in similarities]
 
 
+def second_opinion_needed(similarities: list[float]) -> bool:
+    """Whether the best article (SIMILARITIES: the primary's, in ranked order) answers the
+    question only if the secondary embedder agrees: its similarity is under
+    KNOWLEDGE_CONFIRM_BELOW and it leads the runner-up by less than KNOWLEDGE_CONFIRM_MARGIN.
+    A question whose article was held out of the knowledge base usually finds a neighbour
+    there, and the two embedders, trained apart, rarely pick the same wrong neighbour: on the
+    dev set this keeps a fifth more of those questions honest for 1-2 % of the right articles
+    (bench/relevance.py, docs/benchmarks.md)."""
+    if not similarities:
+        return False
+    best = similarities[0]
+    runner_up = similarities[1] if len(similarities) > 1 else 0.0
+    return (
+        best < settings.KNOWLEDGE_CONFIRM_BELOW
+        and best - runner_up < settings.KNOWLEDGE_CONFIRM_MARGIN
+    )
+
+
+_SECOND_OPINION_SQL = """
+SELECT c.article_id FROM {chunk} c JOIN {article} a ON a.id = c.article_id
+WHERE a.status = %s AND c.title_embedding_secondary IS NOT NULL
+ORDER BY c.title_embedding_secondary <=> %s::vector LIMIT 1
+"""
+
+
+def _secondary_choice(query: str) -> int | None:
+    """The article whose title the secondary embedder finds nearest QUERY (the whole question:
+    product names and all, as measured; None when no title has a secondary vector)."""
+    vector = _vector_text(embeddings.embed_query_secondary(query))
+    sql = _SECOND_OPINION_SQL.format(chunk=Chunk._meta.db_table, article=Article._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [Article.Status.PUBLISHED.value, vector])
+        row = cursor.fetchone()
+    return int(row[0]) if row else None
+
+
 def _query_vector(query: str, meaning: str, language: str) -> list[float]:
     """The question's embedding: of MEANING (the question without its product names), averaged
     with the whole question's when the two differ, so a Latin word that carries meaning in a
@@ -533,8 +569,10 @@ def chunk_search(*, query: str, language: str | None, limit: int) -> list[Search
     its own and, for a first chunk, its title's. For a language the primary embedder does not
     know (Hebrew), titles are also matched by the secondary embedder.
 
-    Relevance: relevance_marks decides which hits answer the question (measured on the dev set
-    with held-out articles).
+    Relevance: relevance_marks decides which hits answer the question; a best hit that is
+    neither near enough nor far enough ahead (second_opinion_needed) answers only when the
+    secondary embedder's nearest title is of the same article, else nothing is relevant
+    (both measured on the dev set with held-out articles).
     """
     query = query.strip()
     if not query or limit <= 0:
@@ -611,9 +649,14 @@ def chunk_search(*, query: str, language: str | None, limit: int) -> list[Search
         )
         found.append((score, similarity, shown))
     found.sort(key=lambda item: (-item[0], item[2].pk))
-    marks = relevance_marks(
-        [similarity for _score, similarity, _chunk in found], leading=trusted is None
-    )
+    similarities = [similarity for _score, similarity, _chunk in found]
+    marks = relevance_marks(similarities, leading=trusted is None)
+    if trusted is None and any(marks) and second_opinion_needed(similarities):
+        choice = _secondary_choice(query)
+        agreed = choice is None or choice == found[0][2].article_id
+        KNOWLEDGE_SECOND_OPINIONS.labels(outcome="agreed" if agreed else "disagreed").inc()
+        if not agreed:
+            marks = [False] * len(marks)  # the embedders disagree: the honest reply follows
     shown_hits = found[:limit]
     articles = Article.objects.only(*_HIT_FIELDS).in_bulk(
         {chunk.article_id for _s, _sim, chunk in shown_hits}

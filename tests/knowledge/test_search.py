@@ -410,3 +410,47 @@ def test_another_article_answers_when_it_reaches_the_threshold_near_the_best() -
 @override_settings(**_RULE)
 def test_nothing_found_marks_nothing() -> None:
     assert relevance_marks([]) == []
+
+
+@override_settings(KNOWLEDGE_CONFIRM_BELOW=0.75, KNOWLEDGE_CONFIRM_MARGIN=0.15)
+def test_a_best_hit_neither_near_nor_far_ahead_needs_a_second_opinion() -> None:
+    from knowledge.search import second_opinion_needed
+
+    assert second_opinion_needed([0.62, 0.55, 0.40])  # under 0.75, 0.07 ahead
+    assert not second_opinion_needed([0.62, 0.45, 0.40])  # 0.17 ahead: clear enough
+    assert not second_opinion_needed([0.80, 0.79])  # near enough on its own
+    assert second_opinion_needed([0.60, 0.66])  # ranked first by the fused score, not nearer
+    assert second_opinion_needed([0.10])  # alone, but far from the question
+    assert not second_opinion_needed([])
+    with override_settings(KNOWLEDGE_CONFIRM_BELOW=0.0):
+        assert not second_opinion_needed([0.62, 0.55])
+
+
+@pytest.mark.usefixtures("knowledge")
+@override_settings(KNOWLEDGE_CONFIRM_BELOW=1.0, KNOWLEDGE_CONFIRM_MARGIN=1.0)
+def test_the_best_hit_answers_only_when_the_secondary_embedder_agrees(client) -> None:
+    from knowledge import embeddings
+    from knowledge.models import Chunk
+    from tests.test_metrics import scrape
+
+    def opinions() -> dict[str, float]:
+        samples = scrape(client)
+        name = "autoglm_knowledge_second_opinions_total"
+        return {o: samples.get((name, (("outcome", o),)), 0.0) for o in ("agreed", "disagreed")}
+
+    question = "How do I reset my password?"
+    before = opinions()
+    # Always asked here: the secondary's nearest title is the password article too.
+    hits = chunk_search(query=question, language="en", limit=3)
+    assert hits[0].article_id == "pw" and hits[0].relevant
+    assert opinions() == {"agreed": before["agreed"] + 1, "disagreed": before["disagreed"]}
+    # Another article's title made the secondary's nearest (its vector is the question's own):
+    # the two embedders disagree, and nothing is relevant.
+    refunds = Chunk.objects.get(article__external_id="refunds", position=0)
+    refunds.title_embedding_secondary = embeddings.embed_query_secondary(question)
+    refunds.save(update_fields=["title_embedding_secondary"])
+    hits = chunk_search(query=question, language="en", limit=3)
+    assert hits[0].article_id == "pw" and not any(h.relevant for h in hits), hits
+    assert opinions()["disagreed"] == before["disagreed"] + 1
+    with override_settings(KNOWLEDGE_CONFIRM_BELOW=0.0):  # never asked
+        assert chunk_search(query=question, language="en", limit=3)[0].relevant
