@@ -447,10 +447,13 @@ class ReplyRunner:
                 # A small model sometimes only repeats a one-line question: it is asked once
                 # more, told so; what it repeats again is answered from the excerpts instead
                 # (or honestly, that there are none).
-                replacement = await _answer_again(
-                    request, backend, text + pending, moderated.rules
-                ) or request_answer(request)
-                finish_reason = "echo"
+                try:
+                    replacement = await _answer_again(
+                        request, backend, text + pending, moderated.rules, queue
+                    ) or request_answer(request)
+                    finish_reason = "echo"
+                except _Cancelled:  # stopped while it answered again: the echo stays
+                    status = Message.Status.CANCELLED
             if replacement:
                 # The reply is replaced, what was shown of it too: stored and sent whole.
                 pending, text = "", replacement
@@ -507,13 +510,23 @@ _ANSWER_AGAIN = (
 )
 
 
+class _Cancelled(Exception):
+    """The reply was cancelled (its queue got _CANCEL) while it was answered again."""
+
+
 async def _answer_again(
-    request: CompletionRequest, backend: LLMBackend, echoed: str, rules: tuple[Rule, ...]
+    request: CompletionRequest,
+    backend: LLMBackend,
+    echoed: str,
+    rules: tuple[Rule, ...],
+    queue: asyncio.Queue[Any],
 ) -> str:
     """The model's second answer to REQUEST after ECHOED (its first, a repeat of the question),
     filtered as the first was (scripts, PII placeholders, moderation); "" when there are no
     excerpts to answer from, when the backend writes no text of its own, or when the second
-    answer fails, is blocked or repeats the question too."""
+    answer fails, is blocked or repeats the question too. Raises _Cancelled as soon as the
+    reply's QUEUE says it was cancelled (its first stream has ended: nothing else is put
+    there)."""
     if not request.knowledge or isinstance(backend, ExtractiveBackend):
         return ""
     language = request.reply_language or request.language
@@ -529,9 +542,13 @@ async def _answer_again(
     text = ""
     try:
         async for chunk in backend.stream(again):
+            if any(queue.get_nowait() is _CANCEL for _item in range(queue.qsize())):
+                raise _Cancelled
             if chunk.finish_reason == "content_filter":
                 return ""
             text += shown.feed(chunk.text, verbatim=chunk.verbatim)
+    except _Cancelled:
+        raise
     except Exception as exc:  # the answer from the excerpts follows: nothing is lost
         logger.info("second answer after an echo failed: %s", exc)
         return ""

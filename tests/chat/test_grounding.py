@@ -202,6 +202,31 @@ async def test_an_echoed_question_is_replaced_by_the_answer_from_the_excerpts() 
     assert stored.text == text and stored.finish_reason == "echo"
 
 
+async def test_a_cancel_while_the_model_answers_again_stops_it(settings) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    settings.LLM_FAKE_TOKEN_MS = 50
+    await database_sync_to_async(_import)()
+    question = "Wie setze ich mein Passwort zurück?"
+    FakeBackend.script.extend([question, "Klicken Sie auf „Passwort vergessen“. " * 20])
+    communicator = await connect()
+    await hello(communicator, locale="de")
+    await send(communicator, {"type": "message", "client_id": "g1", "text": question})
+    for _wait in range(200):  # the echo is over and the second answer is being written
+        if len(FakeBackend.requests) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert len(FakeBackend.requests) == 2
+    await send(communicator, {"type": "cancel"})
+    frames = await receive_until(communicator, "done")
+    await communicator.disconnect()
+    done = frames[-1]
+    assert done["status"] == "cancelled"
+    stored = await database_sync_to_async(Message.objects.get)(pk=done["message_id"])
+    assert stored.status == Message.Status.CANCELLED
+    assert stored.text == text_of(frames, done["message_id"]) == question  # what was shown
+
+
 async def test_a_second_answer_that_fails_leaves_the_answer_from_the_excerpts() -> None:
     from chat.llm.base import LLMError
 
