@@ -43,7 +43,7 @@ from chat.llm.base import (
 from chat.llm.extractive import ExtractiveBackend, request_answer
 from chat.models import Conversation, DecodingPreset, Message
 from chat.prompts import MAX_STOPS, PROMPT_MARKERS, KnowledgeSnippet, prompt_build, turn_note
-from chat.reply_text import ReplyFilter, echoes_question
+from chat.reply_text import ReplyFilter, echoes_question, loop_cut, written_in
 from moderation.matching import Rule
 from moderation.services import reply_hits_record, safe_reply
 from moderation.streaming import ReplyModerator, reply_moderation
@@ -377,6 +377,8 @@ class ReplyRunner:
         pump_task: asyncio.Task[None] | None = None
         moderated: ReplyModerator | None = None
         asked_at: float | None = None
+        unchecked = 0  # characters added since the last look for a loop
+        looped: int | None = None  # where text + pending is cut when the model loops
         metrics.REPLIES_STREAMING.inc()
         try:
             request, moderated = await _prepare(reply)
@@ -416,6 +418,13 @@ class ReplyRunner:
                         if ttft_ms is None:
                             ttft_ms = (time.monotonic() - started) * 1000
                         pending += piece
+                        unchecked += len(piece)
+                        if unchecked >= _LOOP_CHECK_CHARS:
+                            unchecked = 0
+                            looped = loop_cut(text + pending)
+                            if looped is not None:
+                                finish_reason = "loop"
+                                break  # the engine is stopped below (the pump is cancelled)
                     if item.usage is not None:
                         usage = item.usage
                         backend_ttft_ms = item.backend_ttft_ms
@@ -438,11 +447,17 @@ class ReplyRunner:
                         break
             pending += shown.flush()
             replacement = ""
+            if looped is not None:  # said once; what was shown of the loop is taken back
+                kept = (text + pending)[:looped]
+                if looped >= len(text):
+                    pending = kept[len(text) :]
+                else:
+                    replacement = kept
             if moderated.blocked:
                 replacement = safe_reply(language=request.reply_language or request.language)
                 finish_reason = "content_filter"
             elif status == Message.Status.COMPLETE and echoes_question(
-                text + pending, request.query
+                replacement or text + pending, request.query
             ):
                 # A small model sometimes only repeats a one-line question: it is asked once
                 # more, told so; what it repeats again is answered from the excerpts instead
@@ -510,6 +525,11 @@ _ANSWER_AGAIN = (
 )
 
 
+# How often a streaming reply is looked at for a loop (chat.reply_text.loop_cut: its shortest
+# loop is 32 characters).
+_LOOP_CHECK_CHARS = 16
+
+
 class _Cancelled(Exception):
     """The reply was cancelled (its queue got _CANCEL) while it was answered again."""
 
@@ -553,7 +573,11 @@ async def _answer_again(
         logger.info("second answer after an echo failed: %s", exc)
         return ""
     text += shown.flush()
-    if checked.blocked or echoes_question(text, request.query):
+    looped = loop_cut(text)
+    text = text[:looped] if looped is not None else text
+    # Not the visitor's language (an English excerpt copied): the answer from the excerpts,
+    # in their language, follows instead.
+    if checked.blocked or echoes_question(text, request.query) or not written_in(text, language):
         return ""
     # Not yet shown, so a first line that only restates the question again can go.
     first, _newline, rest = text.strip().partition("\n")

@@ -4,8 +4,11 @@ not written in (a small model drifts into Chinese or Cyrillic mid-sentence)."""
 
 from __future__ import annotations
 
-from autoglm_site.languages import LANGUAGE_SCRIPTS, SCRIPTS
+import re
+
+from autoglm_site.languages import LANGUAGE_SCRIPTS, SCRIPTS, letter_count
 from knowledge.text.chinese import traditional
+from knowledge.text.detect import detect_language
 from knowledge.text.generic import WORD, fold
 
 # Characters held back at the end of each piece in zh-hant: OpenCC converts by phrase, and a
@@ -79,3 +82,45 @@ def echoes_question(reply: str, question: str) -> bool:
         return False
     extra = [word for word in said_words if word not in asked_words]
     return len(extra) <= 1 and all(len(word) <= _EXTRA_WORD_LETTERS for word in extra)
+
+
+# A loop: the same stretch of 8 to 80 characters four times in a row at the end of the text
+# ("GNOME Version, GNOME Version, GNOME Version, …", the packaged model's way to fail).
+_LOOP_UNIT = (8, 80)
+_LOOP_TIMES = 4
+
+
+def loop_cut(text: str) -> int | None:
+    """Where to cut TEXT when it ends in a loop (its unit repeated _LOOP_TIMES times or more):
+    after the loop's first full unit, so the text says it once; None when it does not."""
+    shortest, longest = _LOOP_UNIT
+    for unit in range(shortest, longest + 1):
+        span = unit * _LOOP_TIMES
+        if len(text) < span:
+            break
+        tail = text[-span:]
+        if tail[unit:] != tail[:-unit] or not tail[:unit].strip():
+            continue
+        if any(tail[short:] == tail[:-short] for short in range(1, shortest)):
+            return None  # a rule or padding ("=====", "- - - -"), not a phrase
+        start = len(text) - span
+        while start > 0 and text[start - 1] == text[start - 1 + unit]:
+            start -= 1
+        return start + unit
+    return None
+
+
+# Code, inline code and links say nothing of a reply's language.
+_NOT_PROSE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]*`|<?https?://\S+>?", re.DOTALL)
+_TOO_SHORT_TO_TELL = 20  # letters
+
+
+def written_in(text: str, language: str) -> bool:
+    """Whether TEXT, code and links aside, reads as LANGUAGE to the product's detector
+    (knowledge.text.detect; a text of fewer than 20 letters does: too short to tell). Chinese
+    is Chinese in either script, Portuguese in either variant."""
+    prose = _NOT_PROSE.sub(" ", text)
+    if letter_count(prose) < _TOO_SHORT_TO_TELL:
+        return True
+    found = detect_language(prose, default=language)
+    return found.split("-")[0] == language.split("-")[0]

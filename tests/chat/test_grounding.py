@@ -12,7 +12,7 @@ from django.utils import translation
 from chat.llm.extractive import extractive_answer
 from chat.llm.fake import FakeBackend
 from chat.models import Message
-from chat.reply_text import ReplyFilter, echoes_question
+from chat.reply_text import ReplyFilter, echoes_question, loop_cut, written_in
 from tests.chat.wsclient import connect, hello, receive_until, send, text_of
 from tests.knowledge.test_search import ARTICLES as SEARCH_ARTICLES
 
@@ -225,6 +225,48 @@ async def test_a_cancel_while_the_model_answers_again_stops_it(settings) -> None
     stored = await database_sync_to_async(Message.objects.get)(pk=done["message_id"])
     assert stored.status == Message.Status.CANCELLED
     assert stored.text == text_of(frames, done["message_id"]) == question  # what was shown
+
+
+def test_a_loop_is_cut_after_its_first_time() -> None:
+    text = "4. OS Name, OS Type, " + "GNOME Version, " * 12 + "GNOME Ver"
+    cut = loop_cut(text)
+    assert cut is not None and text[:cut] == "4. OS Name, OS Type, GNOME Version"
+    assert loop_cut("Open Settings. " * 3) is None  # three times is not yet a loop
+    assert loop_cut("Title\n" + "=" * 60) is None  # a rule is not a phrase
+    assert loop_cut("| --- | --- | --- | --- | --- | --- |") is None
+    assert loop_cut("Click Forgot password, then follow the link in the e-mail.") is None
+
+
+def test_a_reply_is_judged_in_its_language_code_and_links_aside() -> None:
+    english = "(1) My computer will not turn on <https://h/x>\nCheck that the monitor is on."
+    assert not written_in(english, "ja")
+    assert written_in("1. Activities Overview를 열고, System을 검색합니다. 그리고 About.", "ko")
+    assert written_in("根據您提供的知識庫 excerpts 給出的步驟：識別違規行爲", "zh-hant")
+    assert written_in("Klicken Sie auf „Passwort vergessen“ und folgen Sie dem Link.", "de")
+    assert not written_in("Click Forgot password on the sign-in page, then the link.", "de")
+    assert written_in("```sh\ngit clone https://x/y.git && cd y && make install\n```\nOK", "de")
+    assert written_in("OK", "de")  # too short to tell
+
+
+async def test_a_reply_that_loops_is_stopped_and_says_it_once() -> None:
+    await database_sync_to_async(_import)()
+    FakeBackend.script.append("Open Settings, then " + "GNOME Version, " * 40)
+    text, done = await _ask("en", "Where do I see the version?")
+    assert done["status"] == "complete" and done["finish_reason"] == "loop"
+    assert text == "Open Settings, then GNOME Version,"
+    stored = await database_sync_to_async(Message.objects.get)(pk=done["message_id"])
+    assert stored.text == text and stored.finish_reason == "loop"
+
+
+async def test_a_second_answer_in_another_language_leaves_the_answer_from_the_excerpts() -> None:
+    await database_sync_to_async(_import)()
+    question = "Wie setze ich mein Passwort zurück?"
+    english = "Click Forgot password on the sign-in page; the reset link expires after an hour."
+    FakeBackend.script.extend([question, english])
+    text, done = await _ask("de", question)
+    assert done["finish_reason"] == "echo" and len(FakeBackend.requests) == 2
+    assert english not in text
+    assert "Resetting your password (https://help.example/en/pw)" in text
 
 
 async def test_a_second_answer_that_fails_leaves_the_answer_from_the_excerpts() -> None:
