@@ -54,9 +54,9 @@ def _warm_up() -> None:
         if prompt_process.enabled():
             prompt_process.warm_up()
         else:
-            from knowledge.embeddings import embed_query
+            from knowledge import embeddings
 
-            embed_query("warm up")
+            embeddings.warm_up()
     except Exception:  # a failure here shows again, with its cause, on the first reply
         logging.getLogger(__name__).warning("warming up the query embedder failed", exc_info=True)
 

@@ -523,7 +523,7 @@ KNOWLEDGE_RELEVANT_SIMILARITY_SECONDARY = env_float(
     "KNOWLEDGE_RELEVANT_SIMILARITY_SECONDARY", 0.855, minimum=0
 )
 # A best hit under this similarity that leads the runner-up by less than the margin is
-# relevant only when the secondary embedder's nearest title is of the same article
+# relevant only when the secondary embedder's nearest candidate title is of the same article
 # (knowledge.search.second_opinion_needed); 0 never asks it.
 KNOWLEDGE_CONFIRM_BELOW = env_float("KNOWLEDGE_CONFIRM_BELOW", 0.75, minimum=0)
 KNOWLEDGE_CONFIRM_MARGIN = env_float("KNOWLEDGE_CONFIRM_MARGIN", 0.15, minimum=0)

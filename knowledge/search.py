@@ -486,20 +486,23 @@ def second_opinion_needed(similarities: list[float]) -> bool:
     )
 
 
+# Exact, over the candidates' titles only (a few dozen rows by the article index): no HNSW
+# walk, whose pages a rarely used index would first read from disk.
 _SECOND_OPINION_SQL = """
-SELECT c.article_id FROM {chunk} c JOIN {article} a ON a.id = c.article_id
-WHERE a.status = %s AND c.title_embedding_secondary IS NOT NULL
-ORDER BY c.title_embedding_secondary <=> %s::vector LIMIT 1
+SELECT article_id FROM {chunk} WHERE article_id = ANY(%s) AND title_embedding_secondary IS NOT NULL
+ORDER BY title_embedding_secondary <=> %s::vector, article_id LIMIT 1
 """
 
 
-def _secondary_choice(query: str) -> int | None:
-    """The article whose title the secondary embedder finds nearest QUERY (the whole question:
-    product names and all, as measured; None when no title has a secondary vector)."""
+def _secondary_choice(query: str, article_ids: list[int]) -> int | None:
+    """Of ARTICLE_IDS (the search's candidates), the one whose title the secondary embedder
+    finds nearest QUERY (the whole question, product names and all, as measured); None when
+    none has a title with a secondary vector."""
     vector = _vector_text(embeddings.embed_query_secondary(query))
-    sql = _SECOND_OPINION_SQL.format(chunk=Chunk._meta.db_table, article=Article._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [Article.Status.PUBLISHED.value, vector])
+        cursor.execute(
+            _SECOND_OPINION_SQL.format(chunk=Chunk._meta.db_table), [article_ids, vector]
+        )
         row = cursor.fetchone()
     return int(row[0]) if row else None
 
@@ -571,7 +574,7 @@ def chunk_search(*, query: str, language: str | None, limit: int) -> list[Search
 
     Relevance: relevance_marks decides which hits answer the question; a best hit that is
     neither near enough nor far enough ahead (second_opinion_needed) answers only when the
-    secondary embedder's nearest title is of the same article, else nothing is relevant
+    secondary embedder's nearest candidate title is of the same article, else nothing is relevant
     (both measured on the dev set with held-out articles).
     """
     query = query.strip()
@@ -652,7 +655,7 @@ def chunk_search(*, query: str, language: str | None, limit: int) -> list[Search
     similarities = [similarity for _score, similarity, _chunk in found]
     marks = relevance_marks(similarities, leading=trusted is None)
     if trusted is None and any(marks) and second_opinion_needed(similarities):
-        choice = _secondary_choice(query)
+        choice = _secondary_choice(query, sorted(by_article))
         agreed = choice is None or choice == found[0][2].article_id
         KNOWLEDGE_SECOND_OPINIONS.labels(outcome="agreed" if agreed else "disagreed").inc()
         if not agreed:
