@@ -24,6 +24,7 @@ from django.db import DatabaseError
 from django.utils import timezone, translation
 
 from autoglm_site import metrics
+from autoglm_site.languages import letter_count
 from chat import events, prompt_process, selectors, services
 from chat.asyncdb import in_reply_thread, in_thread
 from chat.glossary import glossary_prompt
@@ -449,7 +450,9 @@ class ReplyRunner:
             replacement = ""
             if looped is not None:  # said once; what was shown of the loop is taken back
                 kept = (text + pending)[:looped]
-                if looped >= len(text):
+                if request.knowledge and letter_count(kept) < _LOOP_LEAVES_LETTERS:
+                    replacement = request_answer(request)  # next to nothing was said
+                elif looped >= len(text):
                     pending = kept[len(text) :]
                 else:
                     replacement = kept
@@ -528,6 +531,9 @@ _ANSWER_AGAIN = (
 # How often a streaming reply is looked at for a loop (chat.reply_text.loop_cut: its shortest
 # loop is 32 characters).
 _LOOP_CHECK_CHARS = 16
+# A loop that leaves fewer letters than this before it (one sentence) is replaced by the
+# answer from the excerpts, when there are any.
+_LOOP_LEAVES_LETTERS = 40
 
 
 class _Cancelled(Exception):

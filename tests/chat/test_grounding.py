@@ -258,6 +258,15 @@ async def test_a_reply_that_loops_is_stopped_and_says_it_once() -> None:
     assert stored.text == text and stored.finish_reason == "loop"
 
 
+async def test_a_loop_that_leaves_next_to_nothing_gives_the_answer_from_the_excerpts() -> None:
+    await database_sync_to_async(_import)()
+    FakeBackend.script.append("Sie können " + "das Passwort zurücksetzen, " * 10)
+    text, done = await _ask("de", "Wie setze ich mein Passwort zurück?")
+    assert done["finish_reason"] == "loop"
+    assert "Resetting your password (https://help.example/en/pw)" in text
+    assert "zurücksetzen" not in text
+
+
 async def test_a_second_answer_in_another_language_leaves_the_answer_from_the_excerpts() -> None:
     await database_sync_to_async(_import)()
     question = "Wie setze ich mein Passwort zurück?"
