@@ -4,6 +4,7 @@ real WebSocket of a server running the packaged model, against an English-only k
 
   .venv/bin/python bench/answers.py                      # 2 answerable + 1 held-out per language
   .venv/bin/python bench/answers.py --per-lang 4 --held-out 2 --keep-index
+  .venv/bin/python bench/answers.py --report /tmp/answers.jsonl   # judge and score a run again
 
 It imports the dev set's English articles into a database of its own (autoglm_answers) except
 a held-out set, starts Daphne on --port with the embedded defaults (the local engine), and asks
@@ -13,8 +14,13 @@ answer (their article is not imported): the right reply cites nothing and says s
 Per language it prints:
 - lang ok: replies whose language, judged by langdetect (not the product's own detector), is
   the question's (one correction: langdetect's "ko" for text without Hangul, which it says of
-  short Traditional Chinese, is replaced by its next guess); mixed: replies with letters of a
-  script the language is not written in (Latin excepted: product names, links);
+  short Traditional Chinese, is replaced by its next guess);
+- lingua ok: the same, judged by a second identifier, lingua (lingua-language-detector, all
+  its 75 languages; it knows Chinese but not its two scripts, so a reply it calls Chinese is
+  Simplified or Traditional as langdetect ranks those two). Neither judge is the product's
+  code; both are reported, and a target is met only if it is met by each;
+- mixed: replies with letters of a script the language is not written in (Latin excepted:
+  product names, links);
 - cite P / cite R: citation precision (cited articles that are the expected one) and recall
   (answerable questions whose expected article is cited), on answerable questions;
 - no-kb ok: held-out questions answered with no citation and the honest no-knowledge reply;
@@ -199,6 +205,34 @@ def _judge_language(text: str) -> str:
     return ranked[0]
 
 
+_lingua: Any = None
+
+
+def _judge_lingua(text: str) -> str:
+    """The reply's language by lingua, as langdetect's code (zh-cn / zh-tw by langdetect's
+    ranking of the two Chinese scripts alone)."""
+    global _lingua
+    from lingua import LanguageDetectorBuilder
+
+    if _lingua is None:
+        _lingua = LanguageDetectorBuilder.from_all_languages().build()
+    found = _lingua.detect_language_of(text)
+    if found is None:
+        return "?"
+    code = found.iso_code_639_1.name.lower()
+    if code != "zh":
+        return code
+    from langdetect import DetectorFactory, detect_langs
+    from langdetect.lang_detect_exception import LangDetectException
+
+    DetectorFactory.seed = 0
+    try:
+        ranked = [str(guess.lang) for guess in detect_langs(text)]
+    except LangDetectException:
+        ranked = []
+    return next((c for c in ranked if c in ("zh-cn", "zh-tw")), "zh-cn")
+
+
 def _mixed(text: str, language: str) -> bool:
     from autoglm_site.languages import LANGUAGE_SCRIPTS, SCRIPTS
 
@@ -218,11 +252,15 @@ def main() -> int:
     ap.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"))
     ap.add_argument("--keep-index", action="store_true", help="reuse the imported knowledge base")
     ap.add_argument("--out", type=Path, help="write every reply as JSONL here")
+    ap.add_argument("--report", type=Path, help="judge and score the replies of an --out file")
     args = ap.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "autoglm_site.settings")
     import django
 
     django.setup()
+    if args.report:
+        _report(_judged(_jsonl(args.report)))
+        return 0
 
     questions, hidden = _questions(args.devset, args.per_lang, args.held_out, args.seed)
     questions = [q for q in questions if q["product_lang"] in args.langs]
@@ -265,11 +303,12 @@ def main() -> int:
             cited = [
                 url_to_key.get(c.get("url", ""), c.get("url", "")) for c in answer["citations"]
             ]
-            judged = _judge_language(answer["text"]) if answer["text"] else "?"
-            results.append(dict(question=question, answer=answer, cited=cited, judged=judged))
+            row = _judged([dict(question=question, answer=answer, cited=cited)])[0]
+            results.append(row)
             print(
                 f"[{number}/{len(questions)}] {question['product_lang']} "
-                f"{'A' if question['answerable'] else 'H'} judged={judged} cited={len(cited)} "
+                f"{'A' if question['answerable'] else 'H'} judged={row['judged']}"
+                f"/{row['judged_lingua']} cited={len(cited)} "
                 f"ttft={answer['ttft_ms'] or 0:.0f} ms",
                 file=sys.stderr,
             )
@@ -282,6 +321,15 @@ def main() -> int:
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
     _report(results)
     return 0
+
+
+def _judged(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """ROWS with each reply's language as both judges see it."""
+    for row in rows:
+        text = row["answer"]["text"]
+        row["judged"] = _judge_language(text) if text else "?"
+        row["judged_lingua"] = _judge_lingua(text) if text else "?"
+    return rows
 
 
 def _no_knowledge_text(language: str) -> str:
@@ -297,12 +345,12 @@ def _no_knowledge_text(language: str) -> str:
 
 def _report(results: list[dict[str, Any]]) -> None:
     header = (
-        f"{'lang':8} {'n':>3} {'lang ok':>7} {'mixed':>5} {'cite P':>6} {'cite R':>6} "
-        f"{'no-kb ok':>8} {'claims':>6} {'TTFT p50':>9}"
+        f"{'lang':8} {'n':>3} {'lang ok':>7} {'lingua':>6} {'mixed':>5} {'cite P':>6} "
+        f"{'cite R':>6} {'no-kb ok':>8} {'claims':>6} {'TTFT p50':>9}"
     )
     print(header)
     totals: dict[str, list[float]] = {
-        key: [] for key in ("lang", "mixed", "p", "r", "nokb", "claim")
+        key: [] for key in ("lang", "lingua", "mixed", "p", "r", "nokb", "claim")
     }
     cited_all = right_all = 0
     for language in LANGUAGES:
@@ -311,6 +359,7 @@ def _report(results: list[dict[str, Any]]) -> None:
             continue
         judge = LANGUAGES[language][1]
         lang_ok = [r["judged"] == judge for r in rows]
+        lingua_ok = [r["judged_lingua"] == judge for r in rows]
         mixed = [_mixed(r["answer"]["text"], language) for r in rows]
         answerable = [r for r in rows if r["question"]["answerable"]]
         held = [r for r in rows if not r["question"]["answerable"]]
@@ -324,6 +373,7 @@ def _report(results: list[dict[str, Any]]) -> None:
         claims = [r["answer"]["text"].strip() != honest for r in held]
         ttfts = [r["answer"]["ttft_ms"] for r in rows if r["answer"]["ttft_ms"] is not None]
         totals["lang"] += lang_ok
+        totals["lingua"] += lingua_ok
         totals["mixed"] += mixed
         totals["r"] += recall
         totals["nokb"] += nokb
@@ -333,7 +383,8 @@ def _report(results: list[dict[str, Any]]) -> None:
             return f"{sum(values)}/{len(values)}" if values else "-"
 
         print(
-            f"{language:8} {len(rows):3d} {rate(lang_ok):>7} {rate(mixed):>5} "
+            f"{language:8} {len(rows):3d} {rate(lang_ok):>7} {rate(lingua_ok):>6} "
+            f"{rate(mixed):>5} "
             f"{(right / cited if cited else float('nan')):6.2f} {rate(recall):>6} "
             f"{rate(nokb):>8} {rate(claims):>6} "
             f"{(statistics.median(ttfts) if ttfts else float('nan')):9.0f}"
@@ -345,7 +396,8 @@ def _report(results: list[dict[str, Any]]) -> None:
         return f"{sum(values) / len(values):.3f}" if values else "-"
 
     print(
-        f"all: {n} replies; language {share('lang')}, mixed {share('mixed')}, "
+        f"all: {n} replies; language {share('lang')} (langdetect), {share('lingua')} (lingua), "
+        f"mixed {share('mixed')}, "
         f"citation precision {right_all / cited_all if cited_all else float('nan'):.3f}, "
         f"right article cited {share('r')}, no-knowledge correct {share('nokb')}, "
         f"unsupported (model-written) on held-out {share('claim')}"
