@@ -20,7 +20,7 @@ Labels used below:
     replica        the endpoint within the backend, as /readyz names it (e.g. "vllm-0:8000");
                    "local" for the CPU model, "-" where there is none
     finish_reason  why a reply ended: "stop", "length" (a max_tokens cut), "fallback",
-                   "echo", "loop", "content_filter", "cancelled", "error", ...
+                   "echo", "language", "loop", "content_filter", "cancelled", "error", ...
     code           an error code (the `code` of an error frame sent to a client, e.g.
                    "rate_limited", "message_too_long", "invalid_frame", or a server-side
                    failure such as "backend_timeout")

@@ -426,6 +426,10 @@ if "openai" in LLM_CHAIN and not LLM_OPENAI_BASE_URLS:
 CHAT_NO_KNOWLEDGE_REPLY = env_str("CHAT_NO_KNOWLEDGE_REPLY", "template")
 if CHAT_NO_KNOWLEDGE_REPLY not in {"template", "model"}:
     raise ImproperlyConfigured("CHAT_NO_KNOWLEDGE_REPLY must be template or model.")
+# A reply with excerpts to answer from that is not in the visitor's language (the packaged
+# model sometimes copies an English excerpt whole) is asked for once more, then answered from
+# the excerpts. Off where the bench's fake backend answers every language in English.
+CHAT_REPLY_LANGUAGE_CHECK = env_bool("CHAT_REPLY_LANGUAGE_CHECK", True)
 CHAT_EXTRACTIVE_LANGUAGES = tuple(
     env_list("CHAT_EXTRACTIVE_LANGUAGES", ["he"] if LLM_CHAIN == ["local"] else [])
 )

@@ -198,6 +198,7 @@ class Stack:
             DEBUG="false",
             LLM_BACKEND="chat.llm.fake.FakeBackend",
             CHAT_NO_KNOWLEDGE_REPLY="model",
+            CHAT_REPLY_LANGUAGE_CHECK="false",  # the fake answers every language in English
             LLM_FAKE_FIRST_TOKEN_MS=str(self.args.first_token_ms),
             LLM_FAKE_TOKEN_MS=str(self.args.token_ms),
             **LIFTED,

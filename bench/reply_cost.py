@@ -31,6 +31,7 @@ for key, value in {
     "DEBUG": "false",
     "LLM_BACKEND": "chat.llm.fake.FakeBackend",
     "CHAT_NO_KNOWLEDGE_REPLY": "model",
+    "CHAT_REPLY_LANGUAGE_CHECK": "false",  # the fake answers every language in English
     "DATABASE_CONN_MAX_AGE": "60",
     "OPENBLAS_NUM_THREADS": "1",
     # bench/limits.py's: one address, many visitors

@@ -50,6 +50,7 @@ export ALLOWED_HOSTS=${ALLOWED_HOSTS:-127.0.0.1,localhost}
 export DEBUG=false
 export LLM_BACKEND=chat.llm.fake.FakeBackend
 export CHAT_NO_KNOWLEDGE_REPLY=model  # the bench measures streaming, not grounding
+export CHAT_REPLY_LANGUAGE_CHECK=false  # the fake answers every language in English
 export LLM_FAKE_FIRST_TOKEN_MS=${LLM_FAKE_FIRST_TOKEN_MS:-40}
 export LLM_FAKE_TOKEN_MS=${LLM_FAKE_TOKEN_MS:-20}
 eval "$("$PY" bench/limits.py)"  # one address, many visitors: limits lifted

@@ -459,18 +459,19 @@ class ReplyRunner:
             if moderated.blocked:
                 replacement = safe_reply(language=request.reply_language or request.language)
                 finish_reason = "content_filter"
-            elif status == Message.Status.COMPLETE and echoes_question(
-                replacement or text + pending, request.query
+            elif status == Message.Status.COMPLETE and (
+                wrong := _unusable(replacement or text + pending, request, backend)
             ):
-                # A small model sometimes only repeats a one-line question: it is asked once
-                # more, told so; what it repeats again is answered from the excerpts instead
-                # (or honestly, that there are none).
+                # A small model sometimes only repeats a one-line question, or copies an
+                # English excerpt whole for a visitor who wrote in another language: it is
+                # asked once more, told so; what is still unusable is answered from the
+                # excerpts instead (or honestly, that there are none).
                 try:
                     replacement = await _answer_again(
-                        request, backend, text + pending, moderated.rules, queue
+                        request, backend, text + pending, moderated.rules, queue, wrong=wrong
                     ) or request_answer(request)
-                    finish_reason = "echo"
-                except _Cancelled:  # stopped while it answered again: the echo stays
+                    finish_reason = wrong
+                except _Cancelled:  # stopped while it answered again: the first answer stays
                     status = Message.Status.CANCELLED
             if replacement:
                 # The reply is replaced, what was shown of it too: stored and sent whole.
@@ -521,11 +522,35 @@ class ReplyRunner:
 
 
 # Said to the model after a reply that only repeated the question (bench/answers.py: one reply
-# in seven of the packaged model's, on short questions); not stored, not shown.
-_ANSWER_AGAIN = (
-    "[That only repeats my question. Answer it now from the excerpts I gave: the steps or facts "
-    "they state, in {language}, in your own words.]"
-)
+# in seven of the packaged model's, on short questions), or that is not in the visitor's
+# language (an English excerpt copied whole for a Japanese question); not stored, not shown.
+_ANSWER_AGAIN = {
+    "echo": (
+        "[That only repeats my question. Answer it now from the excerpts I gave: the steps or "
+        "facts they state, in {language}, in your own words.]"
+    ),
+    "language": (
+        "[That is not in {language}. Answer my question again from the excerpts I gave: the "
+        "steps or facts they state, written in {language}, in your own words.]"
+    ),
+}
+
+
+def _unusable(text: str, request: CompletionRequest, backend: LLMBackend) -> str | None:
+    """Why the model's whole reply TEXT cannot stand: "echo" (it only repeats the question),
+    "language" (with excerpts to answer from, it is not in the reply language: code, links
+    and texts too short to tell aside), or None."""
+    if echoes_question(text, request.query):
+        return "echo"
+    language = request.reply_language or request.language
+    if (
+        request.knowledge
+        and settings.CHAT_REPLY_LANGUAGE_CHECK
+        and not isinstance(backend, ExtractiveBackend)
+        and not written_in(text, language)
+    ):
+        return "language"
+    return None
 
 
 # How often a streaming reply is looked at for a loop (chat.reply_text.loop_cut: its shortest
@@ -546,9 +571,11 @@ async def _answer_again(
     echoed: str,
     rules: tuple[Rule, ...],
     queue: asyncio.Queue[Any],
+    *,
+    wrong: str = "echo",
 ) -> str:
-    """The model's second answer to REQUEST after ECHOED (its first, a repeat of the question),
-    filtered as the first was (scripts, PII placeholders, moderation); "" when there are no
+    """The model's second answer to REQUEST after ECHOED (its first, unusable because WRONG:
+    see _unusable), filtered as the first was (scripts, PII placeholders, moderation); "" when there are no
     excerpts to answer from, when the backend writes no text of its own, or when the second
     answer fails, is blocked or repeats the question too. Raises _Cancelled as soon as the
     reply's QUEUE says it was cancelled (its first stream has ended: nothing else is put
@@ -560,7 +587,7 @@ async def _answer_again(
     turns = [
         *request.messages,
         ChatTurn(role="assistant", content=echoed),
-        ChatTurn(role="user", content=_ANSWER_AGAIN.format(language=name)),
+        ChatTurn(role="user", content=_ANSWER_AGAIN[wrong].format(language=name)),
     ]
     again = dataclasses.replace(request, messages=turns)
     checked = ReplyModerator(rules)

@@ -278,6 +278,51 @@ async def test_a_second_answer_in_another_language_leaves_the_answer_from_the_ex
     assert "Resetting your password (https://help.example/en/pw)" in text
 
 
+async def test_an_answer_in_another_language_is_asked_again_in_the_visitors() -> None:
+    await database_sync_to_async(_import)()
+    question = "Wie setze ich mein Passwort zurück?"
+    english = "Click Forgot password on the sign-in page; the reset link expires after an hour."
+    answer = "Klicken Sie auf der Anmeldeseite auf „Passwort vergessen“ und folgen Sie dem Link."
+    FakeBackend.script.extend([english, answer])
+    text, done = await _ask("de", question)
+    assert done["status"] == "complete" and done["finish_reason"] == "language"
+    assert text == answer
+    first, second = FakeBackend.requests
+    assert list(second.messages[: len(first.messages)]) == list(first.messages)
+    assert second.messages[-2].role == "assistant" and second.messages[-2].content == english
+    assert "That is not in German" in second.messages[-1].content
+    stored = await database_sync_to_async(Message.objects.get)(pk=done["message_id"])
+    assert stored.text == answer and stored.finish_reason == "language"
+
+
+async def test_an_answer_in_another_language_twice_leaves_the_answer_from_the_excerpts() -> None:
+    await database_sync_to_async(_import)()
+    english = "Click Forgot password on the sign-in page; the reset link expires after an hour."
+    FakeBackend.script.extend([english, english])
+    text, done = await _ask("de", "Wie setze ich mein Passwort zurück?")
+    assert done["finish_reason"] == "language" and len(FakeBackend.requests) == 2
+    assert english not in text
+    assert "Resetting your password (https://help.example/en/pw)" in text
+
+
+async def test_an_answer_in_the_visitors_language_with_english_names_stands() -> None:
+    await database_sync_to_async(_import)()
+    answer = "Öffnen Sie „Account settings“ und klicken Sie dort auf „Forgot password“, bitte."
+    FakeBackend.script.append(answer)
+    text, done = await _ask("de", "Wie setze ich mein Passwort zurück?")
+    assert done["finish_reason"] == "stop" and text == answer
+    assert len(FakeBackend.requests) == 1
+
+
+async def test_the_language_check_can_be_switched_off(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.CHAT_REPLY_LANGUAGE_CHECK = False
+    await database_sync_to_async(_import)()
+    english = "Click Forgot password on the sign-in page; the reset link expires after an hour."
+    FakeBackend.script.append(english)
+    text, done = await _ask("de", "Wie setze ich mein Passwort zurück?")
+    assert text == english and len(FakeBackend.requests) == 1
+
+
 async def test_a_second_answer_that_fails_leaves_the_answer_from_the_excerpts() -> None:
     from chat.llm.base import LLMError
 
