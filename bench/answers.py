@@ -17,8 +17,9 @@ Per language it prints:
   short Traditional Chinese, is replaced by its next guess);
 - lingua ok: the same, judged by a second identifier, lingua (lingua-language-detector, all
   its 75 languages; it knows Chinese but not its two scripts, so a reply it calls Chinese is
-  Simplified or Traditional as langdetect ranks those two). Neither judge is the product's
-  code; both are reported, and a target is met only if it is met by each;
+  Simplified or Traditional by hanzidentifier's character lists, either when all its
+  characters are written alike in both). Neither judge is the product's code; both are
+  reported;
 - mixed: replies with letters of a script the language is not written in (Latin excepted:
   product names, links);
 - cite P / cite R: citation precision (cited articles that are the expected one) and recall
@@ -209,9 +210,11 @@ _lingua: Any = None
 
 
 def _judge_lingua(text: str) -> str:
-    """The reply's language by lingua, as langdetect's code (zh-cn / zh-tw by langdetect's
-    ranking of the two Chinese scripts alone)."""
+    """The reply's language by lingua, as langdetect's code; Chinese is zh-cn or zh-tw by
+    hanzidentifier (CC-CEDICT's character lists), zh-both when every character is written
+    alike in the two scripts, zh-mixed when it mixes them."""
     global _lingua
+    import hanzidentifier
     from lingua import LanguageDetectorBuilder
 
     if _lingua is None:
@@ -222,15 +225,15 @@ def _judge_lingua(text: str) -> str:
     code = found.iso_code_639_1.name.lower()
     if code != "zh":
         return code
-    from langdetect import DetectorFactory, detect_langs
-    from langdetect.lang_detect_exception import LangDetectException
+    return {
+        hanzidentifier.SIMPLIFIED: "zh-cn",
+        hanzidentifier.TRADITIONAL: "zh-tw",
+        hanzidentifier.BOTH: "zh-both",
+    }.get(hanzidentifier.identify(text), "zh-mixed")
 
-    DetectorFactory.seed = 0
-    try:
-        ranked = [str(guess.lang) for guess in detect_langs(text)]
-    except LangDetectException:
-        ranked = []
-    return next((c for c in ranked if c in ("zh-cn", "zh-tw")), "zh-cn")
+
+def _lingua_ok(judged: str, expected: str) -> bool:
+    return judged == expected or (judged == "zh-both" and expected.startswith("zh-"))
 
 
 def _mixed(text: str, language: str) -> bool:
@@ -359,7 +362,7 @@ def _report(results: list[dict[str, Any]]) -> None:
             continue
         judge = LANGUAGES[language][1]
         lang_ok = [r["judged"] == judge for r in rows]
-        lingua_ok = [r["judged_lingua"] == judge for r in rows]
+        lingua_ok = [_lingua_ok(r["judged_lingua"], judge) for r in rows]
         mixed = [_mixed(r["answer"]["text"], language) for r in rows]
         answerable = [r for r in rows if r["question"]["answerable"]]
         held = [r for r in rows if not r["question"]["answerable"]]

@@ -44,7 +44,7 @@ from chat.llm.base import (
 from chat.llm.extractive import ExtractiveBackend, request_answer
 from chat.models import Conversation, DecodingPreset, Message
 from chat.prompts import MAX_STOPS, PROMPT_MARKERS, KnowledgeSnippet, prompt_build, turn_note
-from chat.reply_text import ReplyFilter, echoes_question, loop_cut, written_in
+from chat.reply_text import NoteFilter, ReplyFilter, echoes_question, loop_cut, written_in
 from moderation.matching import Rule
 from moderation.services import reply_hits_record, safe_reply
 from moderation.streaming import ReplyModerator, reply_moderation
@@ -240,22 +240,29 @@ def reply_backend(request: CompletionRequest) -> LLMBackend:
 
 class ShownText:
     """What the visitor is shown of a reply to REQUEST that streams in pieces: feed it each
-    piece in order, then flush() for the rest. Each piece passes the script filter (and
+    piece in order, then flush() for the rest. Each piece loses the lines that echo the
+    prompt's bracketed notes, then passes the script filter (and
     Traditional characters), then has its PII placeholders restored, then MODERATED (which
     says whether the reply is blocked and what it noted)."""
 
     def __init__(self, request: CompletionRequest, moderated: ReplyModerator) -> None:
         self.moderated = moderated
+        self._notes = NoteFilter()
         self._filtered = ReplyFilter(request.reply_language or request.language)
         self._restored = PlaceholderRestorer(dict(request.pii_originals))
 
     def feed(self, text: str, *, verbatim: bool = False) -> str:
+        if verbatim:  # quoted as it is, after what was held of the model's own text
+            return self._shown(self._notes.flush()) + self._shown(text, verbatim=True)
+        return self._shown(self._notes.feed(text)) if text else ""
+
+    def _shown(self, text: str, *, verbatim: bool = False) -> str:
         piece = self._filtered.feed(text, verbatim=verbatim) if text else ""
         piece = self._restored.feed(piece) if piece else ""
         return self.moderated.feed(piece) if piece else ""
 
     def flush(self) -> str:
-        tail = self._filtered.flush()
+        tail = self._filtered.feed(self._notes.flush()) + self._filtered.flush()
         tail = self._restored.feed(tail) + self._restored.flush()
         return self.moderated.feed(tail) + self.moderated.flush()
 
@@ -575,11 +582,11 @@ async def _answer_again(
     wrong: str = "echo",
 ) -> str:
     """The model's second answer to REQUEST after ECHOED (its first, unusable because WRONG:
-    see _unusable), filtered as the first was (scripts, PII placeholders, moderation); "" when there are no
-    excerpts to answer from, when the backend writes no text of its own, or when the second
-    answer fails, is blocked or repeats the question too. Raises _Cancelled as soon as the
-    reply's QUEUE says it was cancelled (its first stream has ended: nothing else is put
-    there)."""
+    see _unusable), filtered as the first was (notes, scripts, PII placeholders, moderation);
+    "" when there are no excerpts to answer from, when the backend writes no text of its
+    own, or when the second answer fails, is blocked, repeats the question too or is not in
+    the visitor's language. Raises _Cancelled as soon as the reply's QUEUE says it was
+    cancelled (its first stream has ended: nothing else is put there)."""
     if not request.knowledge or isinstance(backend, ExtractiveBackend):
         return ""
     language = request.reply_language or request.language

@@ -53,6 +53,41 @@ class ReplyFilter:
         return traditional(held) if held and self._traditional else held
 
 
+class NoteFilter:
+    """Drops the lines of a reply that are wholly in square brackets: the packaged model
+    sometimes ends an answer by echoing the prompt's bracketed note, word for word or in its
+    own words ("[Answer from the excerpts above: …]", "[Используйте информацию из …]",
+    bench/answers.py: 4 replies in 156). A line that starts with "[" is held until it ends;
+    it is shown unless it also ends with "]" (a Markdown link "[Settings](…)" or a numbered
+    "[1] Open …" is shown). Feed it the pieces in order, then flush() for the rest."""
+
+    def __init__(self) -> None:
+        self._held = ""  # a line that began with "[", not yet ended
+        self._at_line_start = True
+
+    def feed(self, text: str) -> str:
+        shown: list[str] = []
+        for line in text.splitlines(keepends=True):
+            if self._held or (self._at_line_start and line.lstrip(" ").startswith("[")):
+                self._held += line
+                if line.endswith("\n"):
+                    shown.append(self._release())
+            else:
+                shown.append(line)
+            self._at_line_start = line.endswith("\n")
+        return "".join(shown)
+
+    def flush(self) -> str:
+        return self._release()
+
+    def _release(self) -> str:
+        held, self._held = self._held, ""
+        line = held.strip()
+        if line.startswith("[") and line.endswith("]") and "](" not in line:
+            return "\n" if held.endswith("\n") else ""
+        return held
+
+
 def _letters(text: str) -> str:
     return "".join(ch for ch in text.casefold() if ch.isalnum())
 

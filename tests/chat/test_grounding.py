@@ -12,7 +12,7 @@ from django.utils import translation
 from chat.llm.extractive import extractive_answer
 from chat.llm.fake import FakeBackend
 from chat.models import Message
-from chat.reply_text import ReplyFilter, echoes_question, loop_cut, written_in
+from chat.reply_text import NoteFilter, ReplyFilter, echoes_question, loop_cut, written_in
 from tests.chat.wsclient import connect, hello, receive_until, send, text_of
 from tests.knowledge.test_search import ARTICLES as SEARCH_ARTICLES
 
@@ -246,6 +246,39 @@ def test_a_reply_is_judged_in_its_language_code_and_links_aside() -> None:
     assert not written_in("Click Forgot password on the sign-in page, then the link.", "de")
     assert written_in("```sh\ngit clone https://x/y.git && cd y && make install\n```\nOK", "de")
     assert written_in("OK", "de")  # too short to tell
+
+
+def _notes_dropped(pieces: list[str]) -> str:
+    notes = NoteFilter()
+    return "".join(notes.feed(piece) for piece in pieces) + notes.flush()
+
+
+def test_a_line_wholly_in_brackets_is_dropped_however_it_streams() -> None:
+    # Seen from the packaged model (bench/answers.py): the prompt's note echoed at the end.
+    text = "まず、モニターを確認してください。\n\n[Answer from the excerpts above, in Japanese.]"
+    for cut in range(1, len(text)):
+        assert _notes_dropped([text[:cut], text[cut:]]) == "まず、モニターを確認してください。\n\n"
+    note = "[Используйте информацию из excerpts. Не повторяйте вопрос.]\nДалее."
+    assert _notes_dropped(list(note)) == "\nДалее."
+
+
+def test_links_and_numbered_lines_in_brackets_are_shown() -> None:
+    text = "[Settings](https://help.example/s) opens it.\n[1] Open Settings\nSee [this]."
+    assert _notes_dropped([text[:5], text[5:30], text[30:]]) == text
+    assert (
+        _notes_dropped(["[Settings](https://help.example/s)"])
+        == "[Settings](https://help.example/s)"
+    )
+
+
+async def test_the_prompts_note_echoed_at_the_end_of_a_reply_is_not_shown() -> None:
+    await database_sync_to_async(_import)()
+    answer = "Klicken Sie auf der Anmeldeseite auf „Passwort vergessen“ und folgen Sie dem Link."
+    FakeBackend.script.append(f"{answer}\n\n[Antworten Sie aus den Auszügen, auf Deutsch.]")
+    text, done = await _ask("de", "Wie setze ich mein Passwort zurück?")
+    assert text.strip() == answer and "Auszügen" not in text
+    stored = await database_sync_to_async(Message.objects.get)(pk=done["message_id"])
+    assert stored.text == text
 
 
 async def test_a_reply_that_loops_is_stopped_and_says_it_once() -> None:
