@@ -467,7 +467,11 @@ class ReplyRunner:
                 replacement = safe_reply(language=request.reply_language or request.language)
                 finish_reason = "content_filter"
             elif status == Message.Status.COMPLETE and (
-                wrong := _unusable(replacement or text + pending, request, backend)
+                # (a loop's replacement is not judged on its language: it may be the answer
+                # from the excerpts, whose English titles would read as English)
+                wrong := _unusable(
+                    replacement or text + pending, request, backend, language=not replacement
+                )
             ):
                 # A small model sometimes only repeats a one-line question, or copies an
                 # English excerpt whole for a visitor who wrote in another language: it is
@@ -543,18 +547,21 @@ _ANSWER_AGAIN = {
 }
 
 
-def _unusable(text: str, request: CompletionRequest, backend: LLMBackend) -> str | None:
+def _unusable(
+    text: str, request: CompletionRequest, backend: LLMBackend, *, language: bool = True
+) -> str | None:
     """Why the model's whole reply TEXT cannot stand: "echo" (it only repeats the question),
-    "language" (with excerpts to answer from, it is not in the reply language: code, links
-    and texts too short to tell aside), or None."""
+    "language" (with LANGUAGE and excerpts to answer from, it is not in the reply language:
+    code, links and texts too short to tell aside), or None."""
     if echoes_question(text, request.query):
         return "echo"
-    language = request.reply_language or request.language
+    reply_language = request.reply_language or request.language
     if (
-        request.knowledge
+        language
+        and request.knowledge
         and settings.CHAT_REPLY_LANGUAGE_CHECK
         and not isinstance(backend, ExtractiveBackend)
-        and not written_in(text, language)
+        and not written_in(text, reply_language)
     ):
         return "language"
     return None

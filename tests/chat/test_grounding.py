@@ -295,7 +295,7 @@ async def test_a_loop_that_leaves_next_to_nothing_gives_the_answer_from_the_exce
     await database_sync_to_async(_import)()
     FakeBackend.script.append("Sie können " + "das Passwort zurücksetzen, " * 10)
     text, done = await _ask("de", "Wie setze ich mein Passwort zurück?")
-    assert done["finish_reason"] == "loop"
+    assert done["finish_reason"] == "loop" and len(FakeBackend.requests) == 1
     assert "Resetting your password (https://help.example/en/pw)" in text
     assert "zurücksetzen" not in text
 
